@@ -1,0 +1,1 @@
+"""Tessera compiler: ONNX -> dataflow IR -> targets."""

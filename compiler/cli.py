@@ -1,0 +1,141 @@
+"""The `tessera` command line: inspect and run models (simulation lands with the targets)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from compiler.frontend.onnx_import import OnnxImportError, import_onnx
+from compiler.interp.run import InterpreterError, run_graph
+from compiler.ir.graph import Graph, GraphError
+from compiler.ir.tensor import MissingWeightsError
+from compiler.ops.registry import OpError, UnsupportedOpError
+from compiler.summary import GraphSummary, summarize
+
+USER_ERRORS = (OnnxImportError, InterpreterError, GraphError, MissingWeightsError, OpError, UnsupportedOpError,
+               ValueError, FileNotFoundError)
+
+
+class CliError(Exception):
+    pass
+
+
+def load_graph(spec: str, form: str = "decode") -> Graph:
+    """An `.onnx` path, or the name of a model in the `models/` registry built in `form`."""
+    path = Path(spec)
+    if path.suffix == ".onnx" or path.exists():
+        return import_onnx(path)
+    try:
+        import models
+    except ImportError as exc:
+        raise CliError(f"{spec}: no such file, and the model registry could not be loaded ({exc})") from None
+    return import_onnx(models.build_model(spec, form))
+
+
+def _parse_bindings(items: Sequence[str]) -> dict[str, int]:
+    bindings = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not value.isdigit():
+            raise CliError(f"--bind {item!r}: expected NAME=INTEGER, e.g. past_len=1024")
+        bindings[key] = int(value)
+    return bindings
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    graph = load_graph(args.model, args.form)
+    summary = summarize(graph, _parse_bindings(args.bind))
+    if args.json:
+        print(json.dumps(summary.to_json(), indent=2))
+    else:
+        print(format_summary(summary))
+    return 0
+
+
+def format_summary(summary: GraphSummary) -> str:
+    data = summary.to_json()
+    rows = [
+        ("graph", f"{data['name']} (opset {data['opset']}, {data['node_count']} nodes)"),
+        ("parameters", f"{summary.parameter_count:,}"),
+        ("weight bytes", ", ".join(f"{k}: {v:,}" for k, v in data["weight_bytes_by_dtype"].items()) or "0"),
+        ("described-only bytes", f"{summary.described_only_bytes:,}"),
+        ("symbolic dims", ", ".join(summary.symbols) or "none"),
+        ("tokens per step", data["tokens_per_step"]),
+        ("matmul FLOPs per step", data["matmul_flops"]),
+        ("matmul FLOPs per token", data["matmul_flops_per_token"]),
+        ("vector ops per step", data["vector_ops"]),
+        ("weight bytes read per step", data["weight_bytes_per_step"]),
+        ("KV bytes per token", data["kv_bytes_per_token"]),
+        ("state bytes per sequence", data["state_bytes"]),
+    ]
+    if summary.bindings:
+        rows.append(("bound", ", ".join(f"{k}={v}" for k, v in summary.bindings.items())))
+    width = max(len(k) for k, _ in rows)
+    lines = [f"{k:<{width}}  {'-' if v is None else v}" for k, v in rows]
+    lines.append("inputs:")
+    lines += [f"  {n}: {t}" for n, t in summary.inputs.items()]
+    lines.append("outputs:")
+    lines += [f"  {n}: {t}" for n, t in summary.outputs.items()]
+    lines.append("ops: " + ", ".join(f"{op} {count}" for op, count in summary.op_counts.items()))
+    return "\n".join(lines)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    graph = load_graph(args.model, args.form)
+    inputs_path = Path(args.inputs)
+    if not inputs_path.exists():
+        raise CliError(f"{inputs_path}: no such file")
+    try:
+        with np.load(inputs_path, allow_pickle=False) as data:
+            inputs = {k: data[k] for k in data.files}
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise CliError(f"{inputs_path}: not a readable .npz file ({exc})") from None
+    outputs = run_graph(graph, inputs)
+    np.savez(args.output, **outputs)
+    for name, array in outputs.items():
+        print(f"{name}: {array.dtype}{list(array.shape)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tessera", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    inspect = sub.add_parser("inspect", help="op counts, parameters, weight bytes, FLOPs and KV bytes of a model")
+    inspect.add_argument("model", help="an .onnx file or a registered model name")
+    inspect.add_argument("--form", choices=("prefill", "decode"), default="decode",
+                         help="which graph to build for a registered model name (default decode)")
+    inspect.add_argument("--bind", action="append", default=[], metavar="NAME=N",
+                         help="evaluate symbolic figures with a symbol bound, e.g. --bind past_len=1024")
+    inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    inspect.set_defaults(func=cmd_inspect)
+
+    run = sub.add_parser("run", help="run a model on inputs with the numpy interpreter")
+    run.add_argument("model", help="an .onnx file or a registered model name")
+    run.add_argument("--inputs", required=True, help=".npz with one array per graph input, keyed by input name")
+    run.add_argument("--output", required=True, help=".npz to write, one array per graph output")
+    run.add_argument("--form", choices=("prefill", "decode"), default="decode")
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (CliError, *USER_ERRORS) as exc:
+        if os.environ.get("TESSERA_DEBUG"):
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"tessera: error: {message}", file=sys.stderr)
+        return 2
+
+
+__all__ = ["main", "load_graph"]

@@ -1,0 +1,1 @@
+"""Simulators of accelerator targets (programmable and spatial)."""
