@@ -141,7 +141,9 @@ def _constant_node(proto: onnx.NodeProto, attrs: dict[str, Any], where: str) -> 
     elif key in ("value_floats", "value_ints"):
         array = np.array(value, dtype=np.float32 if key == "value_floats" else np.int64)
     else:
-        raise OnnxImportError(f"{where}: Constant attribute {key!r} is not supported (value, value_float(s), value_int(s))")
+        raise OnnxImportError(
+            f"{where}: Constant attribute {key!r} is not supported (value, value_float(s), value_int(s))"
+        )
     array = np.asarray(array)
     ttype = TensorType(DType.from_numpy(array.dtype), tuple(int(d) for d in array.shape))
     return Constant(proto.output[0], ttype, data=array, is_parameter=False)

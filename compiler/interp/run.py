@@ -39,7 +39,9 @@ def bind_inputs(graph: Graph, inputs: Mapping[str, np.ndarray]) -> dict[str, int
 
 def _bind_shape(what: str, ttype: TensorType, actual: tuple[int, ...], bindings: dict[str, int], solve: bool) -> None:
     if len(actual) != ttype.rank:
-        raise InterpreterError(f"{what}: rank {len(actual)} (shape {list(actual)}) but expected {shape_str(ttype.shape)}")
+        raise InterpreterError(
+            f"{what}: rank {len(actual)} (shape {list(actual)}) but expected {shape_str(ttype.shape)}"
+        )
     for axis, (dim, size) in enumerate(zip(ttype.shape, actual)):
         _bind_dim(what, axis, dim, int(size), ttype, bindings, solve)
 

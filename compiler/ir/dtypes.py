@@ -18,16 +18,22 @@ class DType(enum.Enum):
     BFLOAT16 = ("bfloat16", TensorProto.BFLOAT16, 16)
     FLOAT8E4M3 = ("float8e4m3", TensorProto.FLOAT8E4M3FN, 8)
     FLOAT8E5M2 = ("float8e5m2", TensorProto.FLOAT8E5M2, 8)
+    FLOAT8E4M3FNUZ = ("float8e4m3fnuz", TensorProto.FLOAT8E4M3FNUZ, 8)
+    FLOAT8E5M2FNUZ = ("float8e5m2fnuz", TensorProto.FLOAT8E5M2FNUZ, 8)
+    FLOAT8E8M0 = ("float8e8m0", TensorProto.FLOAT8E8M0, 8)
+    FLOAT4E2M1 = ("float4e2m1", TensorProto.FLOAT4E2M1, 4)
     INT64 = ("int64", TensorProto.INT64, 64)
     INT32 = ("int32", TensorProto.INT32, 32)
     INT16 = ("int16", TensorProto.INT16, 16)
     INT8 = ("int8", TensorProto.INT8, 8)
     INT4 = ("int4", TensorProto.INT4, 4)
+    INT2 = ("int2", TensorProto.INT2, 2)
     UINT64 = ("uint64", TensorProto.UINT64, 64)
     UINT32 = ("uint32", TensorProto.UINT32, 32)
     UINT16 = ("uint16", TensorProto.UINT16, 16)
     UINT8 = ("uint8", TensorProto.UINT8, 8)
     UINT4 = ("uint4", TensorProto.UINT4, 4)
+    UINT2 = ("uint2", TensorProto.UINT2, 2)
     BOOL = ("bool", TensorProto.BOOL, 8)
     STRING = ("string", TensorProto.STRING, 0)
 
@@ -85,10 +91,13 @@ class DType(enum.Enum):
         return self.short_name
 
 
-_FLOATS = {DType.FLOAT64, DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16, DType.FLOAT8E4M3, DType.FLOAT8E5M2}
+_FLOATS = {
+    DType.FLOAT64, DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16, DType.FLOAT8E4M3, DType.FLOAT8E5M2,
+    DType.FLOAT8E4M3FNUZ, DType.FLOAT8E5M2FNUZ, DType.FLOAT8E8M0, DType.FLOAT4E2M1,
+}
 _INTEGERS = {
-    DType.INT64, DType.INT32, DType.INT16, DType.INT8, DType.INT4,
-    DType.UINT64, DType.UINT32, DType.UINT16, DType.UINT8, DType.UINT4,
+    DType.INT64, DType.INT32, DType.INT16, DType.INT8, DType.INT4, DType.INT2,
+    DType.UINT64, DType.UINT32, DType.UINT16, DType.UINT8, DType.UINT4, DType.UINT2,
 }
 _TO_NUMPY = {
     DType.FLOAT64: np.float64,
@@ -97,16 +106,22 @@ _TO_NUMPY = {
     DType.BFLOAT16: ml_dtypes.bfloat16,
     DType.FLOAT8E4M3: ml_dtypes.float8_e4m3fn,
     DType.FLOAT8E5M2: ml_dtypes.float8_e5m2,
+    DType.FLOAT8E4M3FNUZ: ml_dtypes.float8_e4m3fnuz,
+    DType.FLOAT8E5M2FNUZ: ml_dtypes.float8_e5m2fnuz,
+    DType.FLOAT8E8M0: ml_dtypes.float8_e8m0fnu,
+    DType.FLOAT4E2M1: ml_dtypes.float4_e2m1fn,
     DType.INT64: np.int64,
     DType.INT32: np.int32,
     DType.INT16: np.int16,
     DType.INT8: np.int8,
     DType.INT4: ml_dtypes.int4,
+    DType.INT2: ml_dtypes.int2,
     DType.UINT64: np.uint64,
     DType.UINT32: np.uint32,
     DType.UINT16: np.uint16,
     DType.UINT8: np.uint8,
     DType.UINT4: ml_dtypes.uint4,
+    DType.UINT2: ml_dtypes.uint2,
     DType.BOOL: np.bool_,
     DType.STRING: np.object_,
 }

@@ -65,7 +65,9 @@ class InferContext:
         """A compile-time value the output type depends on (e.g. Reshape's shape)."""
         v = self.value(index)
         if v is None:
-            raise OpError(self.node, f"{what} (input {index}) must be known at compile time; it is computed at run time")
+            raise OpError(
+                self.node, f"{what} (input {index}) must be known at compile time; it is computed at run time"
+            )
         return v
 
     def fresh_dim(self, output: int, axis: int) -> Dim:

@@ -74,6 +74,10 @@ class GraphBuilder:
         present = [v for v, input_name in zip(values, node.inputs) if input_name]
         if any(v is None for v in present) or node.op in _NEVER_FOLD:
             return False
+        # Weights stay weights: folding Transpose(W) would duplicate a tied parameter and make
+        # tiny (materialized) and full-size (described-only) graphs differ in structure.
+        if any(self.graph.constants[v].is_parameter for v in node.inputs if v in self.graph.constants):
+            return False
         if not all(t.is_static for t in node.output_types):
             return False
         symbolic = any(v.dtype == object for v in present)
@@ -88,12 +92,9 @@ class GraphBuilder:
             return False
         concrete = [_concretize(r, t.dtype) for r, t in zip(results, node.output_types)]
         if all(c is not None for c in concrete):
-            parameter = any(
-                self.graph.constants[v].is_parameter for v in node.inputs if v in self.graph.constants
-            )
             for out, ttype, array in zip(node.outputs, node.output_types, concrete):
                 if out:
-                    self.add_constant(Constant(out, ttype, data=array, is_parameter=parameter))
+                    self.add_constant(Constant(out, ttype, data=array, is_parameter=False))
             return True
         if not symbolic:
             return False
