@@ -10,8 +10,8 @@ import onnx
 from onnx.backend.base import Backend, BackendRep
 
 from compiler.frontend.onnx_import import import_onnx
-from compiler.ir.graph import Graph
 from compiler.interp.run import run_graph
+from compiler.ir.graph import Graph
 
 
 class TesseraRep(BackendRep):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import zipfile
 from collections.abc import Sequence
@@ -15,8 +16,10 @@ import numpy as np
 from compiler.frontend.onnx_import import OnnxImportError, import_onnx
 from compiler.interp.run import InterpreterError, run_graph
 from compiler.ir.graph import Graph, GraphError
+from compiler.ir.printer import format_graph
 from compiler.ir.tensor import MissingWeightsError
 from compiler.ops.registry import OpError, UnsupportedOpError
+from compiler.passes.pipeline import PASSES, run_passes
 from compiler.summary import GraphSummary, summarize
 
 USER_ERRORS = (OnnxImportError, InterpreterError, GraphError, MissingWeightsError, OpError, UnsupportedOpError,
@@ -80,11 +83,30 @@ def format_summary(summary: GraphSummary) -> str:
     width = max(len(k) for k, _ in rows)
     lines = [f"{k:<{width}}  {'-' if v is None else v}" for k, v in rows]
     lines.append("inputs:")
-    lines += [f"  {n}: {t}" for n, t in summary.inputs.items()]
+    lines += [f"  {n}: {t}" for n, t in _group_per_layer(summary.inputs)]
     lines.append("outputs:")
-    lines += [f"  {n}: {t}" for n, t in summary.outputs.items()]
+    lines += [f"  {n}: {t}" for n, t in _group_per_layer(summary.outputs)]
     lines.append("ops: " + ", ".join(f"{op} {count}" for op, count in summary.op_counts.items()))
     return "\n".join(lines)
+
+
+def _group_per_layer(values: dict[str, str]) -> list[tuple[str, str]]:
+    """Collapse per-layer values (`past_key_values.7.key`) into one line with a count."""
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name, ttype in values.items():
+        groups.setdefault((re.sub(r"\.\d+\.|\.\d+$", lambda m: m.group(0).replace(
+            m.group(0).strip("."), "{i}"), name), ttype), []).append(name)
+    rows = []
+    for (pattern, ttype), names in groups.items():
+        rows.append((names[0] if len(names) == 1 else f"{pattern} (x{len(names)})", ttype))
+    return rows
+
+
+def cmd_ir(args: argparse.Namespace) -> int:
+    graph = load_graph(args.model, args.form)
+    passes = [p for p in args.passes.split(",") if p] if args.passes else []
+    print(format_graph(run_passes(graph, passes), constants=args.constants), end="")
+    return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -116,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
                          help="evaluate symbolic figures with a symbol bound, e.g. --bind past_len=1024")
     inspect.add_argument("--json", action="store_true", help="print JSON instead of a table")
     inspect.set_defaults(func=cmd_inspect)
+
+    ir = sub.add_parser("ir", help="print the imported IR as text, optionally after named passes")
+    ir.add_argument("model", help="an .onnx file or a registered model name")
+    ir.add_argument("--passes", default="", help=f"comma-separated passes to run: {', '.join(PASSES)}")
+    ir.add_argument("--constants", action="store_true", help="also list constants")
+    ir.add_argument("--form", choices=("prefill", "decode"), default="decode")
+    ir.set_defaults(func=cmd_ir)
 
     run = sub.add_parser("run", help="run a model on inputs with the numpy interpreter")
     run.add_argument("model", help="an .onnx file or a registered model name")

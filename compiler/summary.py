@@ -169,7 +169,7 @@ def _weight_bytes_per_step(graph: Graph) -> Dim:
         uses = _uses_through_layout(graph, const.name)
         if any(node.op == Op.GATHER and node.inputs[0] == value for node, value in uses):
             gathers = [(n, v) for n, v in uses if n.op == Op.GATHER and n.inputs[0] == v]
-            row_bytes = const.type.nbytes / const.type.shape[0] if const.type.rank else const.type.nbytes
+            row_bytes = const.type.nbytes // const.type.shape[0] if const.type.rank else const.type.nbytes
             total += sum(graph.type_of(n.inputs[1]).numel for n, _ in gathers) * row_bytes
         else:
             total += const.type.nbytes

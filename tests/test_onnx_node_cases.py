@@ -16,7 +16,23 @@ from onnx.backend.test.case.node import collect_testcases
 from compiler.backend import TesseraBackend
 from compiler.ops.registry import supported_ops
 
-KNOWN_FAILURES: dict[str, str] = {}
+_E8M0 = "Cast to float8e8m0 needs round_mode (power-of-two rounding), which is not implemented"
+_NON_TENSOR = "optional and sequence types are not tensors; the IR carries tensors only"
+_OPSET_1 = "the model declares opset 1; Tessera reads opset 7 and later (numpy-style broadcasting)"
+_TRAINING = "training-mode Dropout draws random numbers; the reference generator cannot be reproduced"
+KNOWN_FAILURES: dict[str, str] = {
+    "test_cast_e8m0_FLOAT16_to_FLOAT8E8M0": _E8M0,
+    "test_cast_e8m0_FLOAT_to_FLOAT8E8M0": _E8M0,
+    "test_identity_opt": _NON_TENSOR,
+    "test_identity_sequence": _NON_TENSOR,
+    "test_not_2d": _OPSET_1,
+    "test_not_3d": _OPSET_1,
+    "test_not_4d": _OPSET_1,
+    "test_training_dropout": _TRAINING,
+    "test_training_dropout_default": _TRAINING,
+    "test_training_dropout_default_mask": _TRAINING,
+    "test_training_dropout_mask": _TRAINING,
+}
 
 
 def _claimed_cases():

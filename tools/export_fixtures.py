@@ -64,19 +64,19 @@ import sys
 import time
 import warnings
 import zipfile
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import onnx
 import onnx.numpy_helper
+import onnx_ir as ir
 import onnxruntime as ort
+import onnxscript
+import onnxscript.optimizer
 import torch
 import transformers
 from torch import nn
-
-import onnx_ir as ir
-import onnxscript
-import onnxscript.optimizer
 
 OPSET = 18
 REL_TOL = 1e-4  # onnxruntime vs torch, relative to max |torch output|

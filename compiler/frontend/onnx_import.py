@@ -23,11 +23,12 @@ from compiler.ops.registry import is_registered, supported_ops
 from compiler.passes.dce import eliminate_dead_code
 from compiler.passes.fold import GraphBuilder
 
-MIN_OPSET = 11
+# From opset 7 on, elementwise ops broadcast numpy-style; older graphs are not read.
+MIN_OPSET = 7
 MAX_OPSET = onnx.defs.onnx_opset_version()
 _DEFAULT_DOMAINS = ("", "ai.onnx")
 # Ops whose meaning changed at an opset boundary we do not model.
-_MIN_OPSET_FOR_OP = {Op.SOFTMAX: 13, Op.LOG_SOFTMAX: 13}
+_MIN_OPSET_FOR_OP = {Op.SOFTMAX: 13, Op.LOG_SOFTMAX: 13, Op.CLIP: 11, Op.TOPK: 10}
 
 
 class OnnxImportError(ValueError):

@@ -33,11 +33,15 @@ def _keep_dtype(result, like: np.ndarray) -> np.ndarray:
 def _int_div(a, b):
     """ONNX integer Div truncates toward zero; object arrays hold symbolic dims (positive)."""
     if a.dtype == object or b.dtype == object:
+
         def div(x, y):
             if isinstance(x, sympy.Basic) or isinstance(y, sympy.Basic):
                 q = sympy.floor(sympy.sympify(x) / y)
                 return int(q) if q.is_Integer else q
-            return int(x / y) if (x < 0) != (y < 0) else x // y
+            # Exact integer truncation (x / y would round large ints through a float).
+            q = abs(int(x)) // abs(int(y))
+            return q if (x < 0) == (y < 0) else -q
+
         return np.frompyfunc(div, 2, 1)(a, b)
     q = np.floor_divide(a, b)
     fix = (np.remainder(a, b) != 0) & ((a < 0) != (b < 0))
@@ -74,18 +78,26 @@ def run_div(node: Node, inputs: list) -> list[np.ndarray]:
 def run_pow(node: Node, inputs: list) -> list[np.ndarray]:
     a, b = inputs
     if np.issubdtype(a.dtype, np.integer):
-        return [_keep_dtype(np.power(a, b.astype(np.int64)), a)]
-    return [_keep_dtype(np.power(a, b.astype(a.dtype)), a)]
+        if np.issubdtype(b.dtype, np.integer) and not np.any(b < 0):
+            return [_keep_dtype(np.power(a, b.astype(np.int64)), a)]
+        # Fractional or negative exponents of an integer base: evaluate in float64, as
+        # onnxruntime does, and truncate to the base's type.
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            return [_keep_dtype(np.power(a.astype(np.float64), b.astype(np.float64)), a)]
+    compute = _float_compute(lambda x: np.power(x, b.astype(x.dtype)))
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        return [_keep_dtype(compute(a), a)]
 
 
 @register(Op.MOD, infer=_broadcast_infer, symbolic=True)
 def run_mod(node: Node, inputs: list) -> list[np.ndarray]:
     a, b = inputs
-    if node.attr("fmod", 0) or (a.dtype != object and np.issubdtype(a.dtype, np.floating)):
-        if not node.attr("fmod", 0):
-            raise ValueError(f"{node.describe()}: float Mod requires fmod=1")
-        return [_keep_dtype(np.fmod(a, b), a)]
-    return [_keep_dtype(np.mod(a, b), a)]
+    # fmod=1: the result takes the dividend's sign (C fmod); fmod=0: the divisor's (Python %),
+    # which newer opsets also allow for floats.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if node.attr("fmod", 0):
+            return [_keep_dtype(np.fmod(a, b), a)]
+        return [_keep_dtype(np.mod(a, b), a)]
 
 
 def _variadic(fn):
@@ -94,11 +106,31 @@ def _variadic(fn):
         for x in inputs[1:]:
             result = fn(result, x)
         return [_keep_dtype(result, inputs[0])]
+
     return run
 
 
-register(Op.MAX, infer=_broadcast_infer, symbolic=True)(_variadic(np.maximum))
-register(Op.MIN, infer=_broadcast_infer, symbolic=True)(_variadic(np.minimum))
+def _extremum(numeric, symbolic):
+    """Elementwise max/min; on symbolic dims only when sympy can decide (Max(seq, 1) = seq)."""
+
+    def pick(x, y):
+        if not isinstance(x, sympy.Basic) and not isinstance(y, sympy.Basic):
+            return numeric(x, y)
+        result = symbolic(x, y)
+        if isinstance(result, (sympy.Max, sympy.Min)):
+            raise ValueError(f"cannot decide {symbolic.__name__}({x}, {y}) for symbolic dims")
+        return int(result) if result.is_Integer else result
+
+    def fn(a, b):
+        if np.asarray(a).dtype == object or np.asarray(b).dtype == object:
+            return np.frompyfunc(pick, 2, 1)(a, b)
+        return numeric(a, b)
+
+    return fn
+
+
+register(Op.MAX, infer=_broadcast_infer, symbolic=True)(_variadic(_extremum(np.maximum, sympy.Max)))
+register(Op.MIN, infer=_broadcast_infer, symbolic=True)(_variadic(_extremum(np.minimum, sympy.Min)))
 register(Op.SUM, infer=_broadcast_infer)(_variadic(np.add))
 
 
@@ -112,15 +144,18 @@ def _unary(op: Op, fn, symbolic: bool = False) -> None:
     def run(node: Node, inputs: list) -> list[np.ndarray]:
         x = inputs[0]
         return [_keep_dtype(fn(x), x)]
+
     register(op, infer=same_as_input(0), symbolic=symbolic)(run)
 
 
 def _float_compute(fn):
     """Evaluate a transcendental in float32 at least (numpy lacks bf16/fp16 kernels for some)."""
+
     def wrapped(x):
         if x.dtype.itemsize < 4 and np.issubdtype(x.dtype, np.floating) or x.dtype.kind == "V":
             return fn(x.astype(np.float32))
         return fn(x)
+
     return wrapped
 
 
@@ -132,7 +167,15 @@ _unary(Op.NEG, np.negative, symbolic=True)
 _unary(Op.EXP, _float_compute(np.exp))
 _unary(Op.LOG, _float_compute(np.log))
 _unary(Op.TANH, _float_compute(np.tanh))
-_unary(Op.SIGMOID, _float_compute(lambda x: 1 / (1 + np.exp(-x))))
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^-x), written with e^-|x| so it neither overflows nor loses tiny results."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+_unary(Op.SIGMOID, _float_compute(_sigmoid))
 _unary(Op.SOFTPLUS, _float_compute(lambda x: np.logaddexp(0, x)))
 _unary(Op.RELU, lambda x: np.maximum(x, np.zeros((), x.dtype)))
 _unary(Op.ERF, _float_compute(lambda x: _erf(x).astype(x.dtype)))
