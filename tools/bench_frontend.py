@@ -31,6 +31,19 @@ print(json.dumps({{"startup_s": t1 - t0, "import_fold_verify_s": t2 - t1, "nodes
                   "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
 """
 
+_IMPORT_REGISTERED = """
+import json, resource, time
+import models
+from compiler.frontend import import_onnx
+from compiler.ir.verify import verify
+proto = models.build_model({name!r}, "prefill")
+t = time.perf_counter()
+graph = import_onnx(proto)
+verify(graph)
+print(json.dumps({{"import_fold_verify_s": time.perf_counter() - t, "onnx_nodes": len(proto.graph.node),
+                  "nodes": len(graph), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+"""
+
 _RUN_FIXTURE = """
 import json, time
 import numpy as np
@@ -66,6 +79,11 @@ def main() -> None:
     rss = [r["peak_rss_mb"] for r in runs]
     print(f"  peak RSS            max {max(rss):.0f} MB (target < 1024 MB; ratio {max(rss) / 1024:.2f})")
     print(f"  python start-up + imports {statistics.median(r['startup_s'] for r in runs):.2f} s")
+
+    for name in ("llama3.1-8b", "llama3.1-70b"):
+        r = _measure(_IMPORT_REGISTERED.format(name=name))
+        print(f"models/{name} prefill: {r['onnx_nodes']} ONNX nodes -> {r['nodes']} IR nodes, "
+              f"import+fold+verify {r['import_fold_verify_s']:.2f} s, peak RSS {r['peak_rss_mb']:.0f} MB")
 
     print("tessera interpreter on the tiny fixtures (best of 5 after a warm-up run):")
     for directory in sorted(p for p in HF.iterdir() if (p / "inputs.npz").exists()):
