@@ -1,0 +1,1 @@
+"""Compilation targets: programmable accelerator (ISA) and spatial model-as-hardware."""

@@ -1,0 +1,1 @@
+"""Lowering the IR to the programmable accelerator ISA."""

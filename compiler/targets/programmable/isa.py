@@ -1,0 +1,312 @@
+"""The programmable target's instruction set and its binary encoding.
+
+One instruction is 256 bits: eight little-endian 32-bit words, fields packed from bit 0 up in
+the order listed in `FIELDS`. Every instruction starts with the same 24-bit header:
+
+    opcode:4  engine:4  wait0:4  wait1:4  signal0:4  signal1:4
+
+Engines run their instructions in program order (one queue each, as in VTA and Gemmini):
+LOAD and STORE are DMA engines between HBM and SRAM, GEMM is a systolic (sub-)array, VECTOR
+the vector unit, LINK the chip-to-chip collective engine. Dependencies between queues are
+counting semaphores 1..15 (0 = none): an instruction waits until each named `wait` semaphore
+is positive and decrements it, and increments each `signal` semaphore when it completes.
+
+LOOP repeats the next `body` instructions `count` times; in iteration i every address field
+reads `base + i * stride` (each address has its own stride field). Loops do not nest.
+
+Addresses are byte addresses. SRAM addresses are 32 bits, HBM addresses 40 bits.
+The integer subset (what `isa_subset = "integer"` presets and the RTL implement): DMA_LOAD,
+DMA_STORE, GEMM with precision int8 (int32 accumulators), VECTOR ops on int32 (ADD, MUL,
+MAX, SHIFT, REQUANT, REDUCE_SUM, REDUCE_MAX, COPY), LOOP, HALT.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+INSTRUCTION_BITS = 256
+INSTRUCTION_BYTES = INSTRUCTION_BITS // 8
+MAX_SEMAPHORE = 15
+
+
+class Opcode(enum.IntEnum):
+    HALT = 0
+    DMA_LOAD = 1
+    DMA_STORE = 2
+    GEMM = 3
+    VECTOR = 4
+    COLLECTIVE = 5
+    LOOP = 6
+
+
+class Engine(enum.IntEnum):
+    CONTROL = 0
+    LOAD = 1
+    STORE = 2
+    GEMM = 3
+    VECTOR = 4
+    LINK = 5
+
+
+class Precision(enum.IntEnum):
+    INT8 = 0
+    INT4 = 1
+    FP8 = 2
+    BF16 = 3
+    FP16 = 4
+    FP32 = 5
+    INT32 = 6
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+    @property
+    def bits(self) -> int:
+        return {"INT8": 8, "INT4": 4, "FP8": 8, "BF16": 16, "FP16": 16, "FP32": 32, "INT32": 32}[self.name]
+
+
+class VectorOp(enum.IntEnum):
+    """Elementwise ops take `length` elements of src_a (and src_b); reductions reduce each
+    row of `row_len` elements to one; REQUANT computes clamp(round_half_up((a * imm) >> shift))
+    to int8 (fixed-point scale `imm`, right shift `shift`)."""
+
+    COPY = 0
+    ADD = 1
+    MUL = 2
+    MAX = 3
+    SHIFT = 4
+    REQUANT = 5
+    REDUCE_SUM = 6
+    REDUCE_MAX = 7
+    EXP = 8
+    RSQRT = 9
+    RECIPROCAL = 10
+    SILU = 11
+    SUB = 12
+
+
+INTEGER_VECTOR_OPS = frozenset({VectorOp.COPY, VectorOp.ADD, VectorOp.MUL, VectorOp.MAX, VectorOp.SHIFT,
+                                VectorOp.REQUANT, VectorOp.REDUCE_SUM, VectorOp.REDUCE_MAX, VectorOp.SUB})
+
+
+class CollectiveKind(enum.IntEnum):
+    ALL_REDUCE = 0
+    ALL_GATHER = 1
+    REDUCE_SCATTER = 2
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """Common header; subclasses add their fields. `FIELDS` lists (name, bits) in encoding order."""
+
+    OPCODE: ClassVar[Opcode]
+    ENGINE: ClassVar[Engine]
+    FIELDS: ClassVar[tuple[tuple[str, int], ...]]
+
+    wait: tuple[int, ...] = field(default=(), kw_only=True)
+    signal: tuple[int, ...] = field(default=(), kw_only=True)
+    comment: str = field(default="", kw_only=True, compare=False)
+
+    def __post_init__(self) -> None:
+        for kind, sems in (("wait", self.wait), ("signal", self.signal)):
+            if len(sems) > 2:
+                raise ValueError(f"{type(self).__name__}: at most 2 {kind} semaphores, got {sems}")
+            for s in sems:
+                if not 1 <= s <= MAX_SEMAPHORE:
+                    raise ValueError(f"{type(self).__name__}: {kind} semaphore {s} outside 1..{MAX_SEMAPHORE}")
+        for name, bits in self.FIELDS:
+            value = int(getattr(self, name))
+            if not 0 <= value < (1 << bits):
+                raise ValueError(f"{type(self).__name__}.{name} = {value} does not fit {bits} bits")
+
+    @property
+    def engine(self) -> Engine:
+        return self.ENGINE
+
+
+@dataclass(frozen=True)
+class DmaLoad(Instruction):
+    """Copy `rows` rows of `row_bytes` from HBM (row pitch `hbm_row_stride`) into SRAM (dense)."""
+
+    OPCODE: ClassVar[Opcode] = Opcode.DMA_LOAD
+    ENGINE: ClassVar[Engine] = Engine.LOAD
+    FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("hbm_addr", 40), ("hbm_loop_stride", 40), ("sram_addr", 32), ("sram_loop_stride", 32),
+        ("rows", 24), ("row_bytes", 24), ("hbm_row_stride", 32),
+    )
+    hbm_addr: int = 0
+    sram_addr: int = 0
+    rows: int = 1
+    row_bytes: int = 0
+    hbm_row_stride: int = 0
+    hbm_loop_stride: int = 0
+    sram_loop_stride: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows * self.row_bytes
+
+
+@dataclass(frozen=True)
+class DmaStore(DmaLoad):
+    """Copy `rows` rows of `row_bytes` from SRAM (dense) to HBM (row pitch `hbm_row_stride`)."""
+
+    OPCODE: ClassVar[Opcode] = Opcode.DMA_STORE
+    ENGINE: ClassVar[Engine] = Engine.STORE
+
+
+@dataclass(frozen=True)
+class Gemm(Instruction):
+    """C[m,n] (+)= A[m,k] @ B[k,n] on SRAM operands, row-major, on one (sub-)array.
+
+    `split` is log2 of the array split (0 = whole array), `subarray` which part runs this.
+    Integer GEMMs accumulate in int32; C holds `acc_precision` elements.
+    """
+
+    OPCODE: ClassVar[Opcode] = Opcode.GEMM
+    ENGINE: ClassVar[Engine] = Engine.GEMM
+    FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("a_addr", 32), ("a_loop_stride", 24), ("b_addr", 32), ("b_loop_stride", 24),
+        ("c_addr", 32), ("c_loop_stride", 24), ("m", 16), ("n", 16), ("k", 16),
+        ("precision", 3), ("acc_precision", 3), ("accumulate", 1), ("split", 3), ("subarray", 3),
+    )
+    a_addr: int = 0
+    b_addr: int = 0
+    c_addr: int = 0
+    m: int = 1
+    n: int = 1
+    k: int = 1
+    precision: Precision = Precision.INT8
+    acc_precision: Precision = Precision.INT32
+    accumulate: bool = False
+    split: int = 0
+    subarray: int = 0
+    a_loop_stride: int = 0
+    b_loop_stride: int = 0
+    c_loop_stride: int = 0
+
+    @property
+    def macs(self) -> int:
+        return self.m * self.n * self.k
+
+
+@dataclass(frozen=True)
+class Vector(Instruction):
+    """dst[i] = op(src_a[i], src_b[i]) for `length` elements of `precision` (see VectorOp)."""
+
+    OPCODE: ClassVar[Opcode] = Opcode.VECTOR
+    ENGINE: ClassVar[Engine] = Engine.VECTOR
+    FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("op", 6), ("precision", 3), ("src_a", 32), ("src_b", 32), ("dst", 32), ("length", 24),
+        ("row_len", 24), ("imm", 32), ("shift", 6), ("loop_stride", 24),
+    )
+    op: VectorOp = VectorOp.COPY
+    precision: Precision = Precision.INT32
+    src_a: int = 0
+    src_b: int = 0
+    dst: int = 0
+    length: int = 1
+    row_len: int = 1
+    imm: int = 0
+    shift: int = 0
+    loop_stride: int = 0
+
+
+@dataclass(frozen=True)
+class Collective(Instruction):
+    """A collective over `chips` chips on `nbytes` of SRAM at `sram_addr` (in place)."""
+
+    OPCODE: ClassVar[Opcode] = Opcode.COLLECTIVE
+    ENGINE: ClassVar[Engine] = Engine.LINK
+    FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("kind", 2), ("precision", 3), ("sram_addr", 32), ("nbytes", 32), ("chips", 8),
+    )
+    kind: CollectiveKind = CollectiveKind.ALL_REDUCE
+    precision: Precision = Precision.BF16
+    sram_addr: int = 0
+    nbytes: int = 0
+    chips: int = 1
+
+
+@dataclass(frozen=True)
+class Loop(Instruction):
+    OPCODE: ClassVar[Opcode] = Opcode.LOOP
+    ENGINE: ClassVar[Engine] = Engine.CONTROL
+    FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (("body", 16), ("count", 32))
+    body: int = 1
+    count: int = 1
+
+
+@dataclass(frozen=True)
+class Halt(Instruction):
+    OPCODE: ClassVar[Opcode] = Opcode.HALT
+    ENGINE: ClassVar[Engine] = Engine.CONTROL
+    FIELDS: ClassVar[tuple[tuple[str, int], ...]] = ()
+
+
+INSTRUCTION_CLASSES: dict[Opcode, type[Instruction]] = {
+    cls.OPCODE: cls for cls in (Halt, DmaLoad, DmaStore, Gemm, Vector, Collective, Loop)
+}
+_HEADER = (("opcode", 4), ("engine", 4), ("wait0", 4), ("wait1", 4), ("signal0", 4), ("signal1", 4))
+
+
+def encode(instruction: Instruction) -> bytes:
+    """The 32-byte binary form of one instruction."""
+    word = 0
+    offset = 0
+    wait = tuple(instruction.wait) + (0, 0)
+    signal = tuple(instruction.signal) + (0, 0)
+    header = (int(instruction.OPCODE), int(instruction.ENGINE), wait[0], wait[1], signal[0], signal[1])
+    for (_, bits), value in zip(_HEADER, header):
+        word |= value << offset
+        offset += bits
+    for name, bits in instruction.FIELDS:
+        word |= int(getattr(instruction, name)) << offset
+        offset += bits
+    assert offset <= INSTRUCTION_BITS, f"{type(instruction).__name__} uses {offset} bits"
+    return word.to_bytes(INSTRUCTION_BYTES, "little")
+
+
+def decode(blob: bytes) -> Instruction:
+    if len(blob) != INSTRUCTION_BYTES:
+        raise ValueError(f"an instruction is {INSTRUCTION_BYTES} bytes, got {len(blob)}")
+    word = int.from_bytes(blob, "little")
+    offset = 0
+    header = {}
+    for name, bits in _HEADER:
+        header[name] = (word >> offset) & ((1 << bits) - 1)
+        offset += bits
+    try:
+        cls = INSTRUCTION_CLASSES[Opcode(header["opcode"])]
+    except ValueError:
+        raise ValueError(f"unknown opcode {header['opcode']}") from None
+    values = {}
+    for name, bits in cls.FIELDS:
+        raw = (word >> offset) & ((1 << bits) - 1)
+        offset += bits
+        values[name] = _FIELD_ENUMS.get((cls.__name__, name), _FIELD_ENUMS.get(("*", name), int))(raw)
+    wait = tuple(s for s in (header["wait0"], header["wait1"]) if s)
+    signal = tuple(s for s in (header["signal0"], header["signal1"]) if s)
+    return cls(**values, wait=wait, signal=signal)
+
+
+_FIELD_ENUMS = {
+    ("*", "precision"): Precision,
+    ("*", "acc_precision"): Precision,
+    ("*", "op"): VectorOp,
+    ("*", "kind"): CollectiveKind,
+    ("Gemm", "accumulate"): bool,
+}
+
+
+def encode_program(instructions: list[Instruction]) -> bytes:
+    return b"".join(encode(i) for i in instructions)
+
+
+def decode_program(blob: bytes) -> list[Instruction]:
+    if len(blob) % INSTRUCTION_BYTES:
+        raise ValueError(f"program length {len(blob)} is not a multiple of {INSTRUCTION_BYTES}")
+    return [decode(blob[i:i + INSTRUCTION_BYTES]) for i in range(0, len(blob), INSTRUCTION_BYTES)]

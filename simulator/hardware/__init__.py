@@ -1,0 +1,47 @@
+"""Hardware descriptions: TOML presets (or a user's file) loaded into frozen dataclasses."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from simulator.hardware.programmable import PRECISION_BITS, PRECISIONS, ProgrammableChip, build_programmable
+from simulator.hardware.schema import HardwareError, list_presets, read_toml
+
+_BUILDERS = {"programmable": build_programmable}
+
+
+def register_kind(kind: str, builder) -> None:
+    """Targets add their description kind here (the spatial target registers 'spatial')."""
+    _BUILDERS[kind] = builder
+
+
+def load_hardware(name_or_path: str | Path):
+    """Load a preset by name or a TOML path; the `kind` field picks the description class."""
+    data, path = read_toml(name_or_path)
+    kind = data.get("kind")
+    if kind is None:
+        _load_optional_kinds()
+        raise HardwareError(f"{path}: missing field 'kind'; one of: {', '.join(sorted(_BUILDERS))}")
+    if kind not in _BUILDERS:
+        _load_optional_kinds()
+    if kind not in _BUILDERS:
+        raise HardwareError(f"{path}: kind {kind!r} is not known; one of: {', '.join(sorted(_BUILDERS))}")
+    return _BUILDERS[kind](data, path)
+
+
+def _load_optional_kinds() -> None:
+    try:
+        import simulator.spatial.hardware  # noqa: F401  (registers 'spatial')
+    except ImportError:
+        pass
+
+
+__all__ = [
+    "HardwareError",
+    "PRECISIONS",
+    "PRECISION_BITS",
+    "ProgrammableChip",
+    "list_presets",
+    "load_hardware",
+    "register_kind",
+]
