@@ -21,8 +21,9 @@ from compiler.ir.tensor import MissingWeightsError
 from compiler.ops.registry import OpError, UnsupportedOpError
 from compiler.passes.pipeline import PASSES, run_passes
 from compiler.summary import GraphSummary, summarize
+from simulator.hardware.schema import HardwareError
 
-USER_ERRORS = (OnnxImportError, InterpreterError, GraphError, MissingWeightsError, OpError, UnsupportedOpError,
+USER_ERRORS = (OnnxImportError, HardwareError, InterpreterError, GraphError, MissingWeightsError, OpError, UnsupportedOpError,
                ValueError, FileNotFoundError)
 
 
@@ -126,6 +127,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sim(args: argparse.Namespace) -> int:
+    from simulator.api import SimOptions, simulate
+    from simulator.report import format_report
+
+    options = SimOptions(
+        context=args.context, batch=args.batch, prompt_len=args.prompt_len or args.context,
+        gen_len=args.gen_len, weight_precision=args.precision, kv_precision=args.kv_precision,
+        trace_path=Path(args.trace) if args.trace else None, progress=sys.stderr.isatty(),
+    )
+    report = simulate(args.model, args.target, options)
+    if args.json:
+        report.write_json(args.json)
+    print(format_report(report))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tessera", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +162,19 @@ def build_parser() -> argparse.ArgumentParser:
     ir.add_argument("--constants", action="store_true", help="also list constants")
     ir.add_argument("--form", choices=("prefill", "decode"), default="decode")
     ir.set_defaults(func=cmd_ir)
+
+    sim = sub.add_parser("sim", help="simulate a model on a hardware target: tokens/s, bandwidth, energy, fit")
+    sim.add_argument("--model", required=True, help="a registered model name or an .onnx file")
+    sim.add_argument("--target", required=True, help="a preset name (matx-one, h100-sxm, ...) or a .toml path")
+    sim.add_argument("--context", type=int, default=1024, help="tokens in the KV cache at decode (default 1024)")
+    sim.add_argument("--batch", type=int, default=1, help="concurrent users decoded together (default 1)")
+    sim.add_argument("--prompt-len", type=int, default=None, help="prompt tokens for TTFT (default: --context)")
+    sim.add_argument("--gen-len", type=int, default=1024, help="generated tokens per user (default 1024)")
+    sim.add_argument("--precision", default="bf16", help="weight precision: bf16, fp8, int8, int4 (default bf16)")
+    sim.add_argument("--kv-precision", default="bf16", help="KV-cache precision (default bf16)")
+    sim.add_argument("--json", metavar="OUT.json", help="write the report as JSON")
+    sim.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto trace of the simulated schedule")
+    sim.set_defaults(func=cmd_sim)
 
     run = sub.add_parser("run", help="run a model on inputs with the numpy interpreter")
     run.add_argument("model", help="an .onnx file or a registered model name")
