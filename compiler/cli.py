@@ -23,8 +23,8 @@ from compiler.passes.pipeline import PASSES, run_passes
 from compiler.summary import GraphSummary, summarize
 from simulator.hardware.schema import HardwareError
 
-USER_ERRORS = (OnnxImportError, HardwareError, InterpreterError, GraphError, MissingWeightsError, OpError, UnsupportedOpError,
-               ValueError, FileNotFoundError)
+USER_ERRORS = (OnnxImportError, HardwareError, InterpreterError, GraphError, MissingWeightsError, OpError,
+               UnsupportedOpError, ValueError, FileNotFoundError)
 
 
 class CliError(Exception):

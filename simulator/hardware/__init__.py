@@ -17,15 +17,12 @@ def register_kind(kind: str, builder) -> None:
 
 def load_hardware(name_or_path: str | Path):
     """Load a preset by name or a TOML path; the `kind` field picks the description class."""
+    _load_optional_kinds()
     data, path = read_toml(name_or_path)
     kind = data.get("kind")
-    if kind is None:
-        _load_optional_kinds()
-        raise HardwareError(f"{path}: missing field 'kind'; one of: {', '.join(sorted(_BUILDERS))}")
     if kind not in _BUILDERS:
-        _load_optional_kinds()
-    if kind not in _BUILDERS:
-        raise HardwareError(f"{path}: kind {kind!r} is not known; one of: {', '.join(sorted(_BUILDERS))}")
+        what = "missing field 'kind'" if kind is None else f"kind {kind!r} is not known"
+        raise HardwareError(f"{path}: {what}; one of: {', '.join(sorted(_BUILDERS))}")
     return _BUILDERS[kind](data, path)
 
 
