@@ -7,18 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler.ir import DType, TensorType, symbol
+from compiler.ir import DType, TensorType
 from compiler.ops.registry import OpError
 from tests.ops.conftest import run_ort
+from tests.ops.values import BATCH, PAST, SEQ, f32, rng
 
-BATCH, SEQ, PAST = symbol("batch"), symbol("seq"), symbol("past_len")
 F32, F16 = DType.FLOAT32, DType.FLOAT16
-
-rng = np.random.default_rng(0)
-
-
-def f32(*shape: int) -> np.ndarray:
-    return rng.standard_normal(shape).astype(np.float32)
 
 
 def positions(batch: int, seq: int, start: int = 0) -> np.ndarray:

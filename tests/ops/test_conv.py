@@ -7,17 +7,11 @@ import numpy as np
 import pytest
 import sympy
 
-from compiler.ir import DType, TensorType, symbol
+from compiler.ir import DType, TensorType
 from compiler.ops.registry import OpError
+from tests.ops.values import BATCH, SEQ, f32
 
-BATCH, SEQ = symbol("batch"), symbol("seq")
 F32 = DType.FLOAT32
-
-rng = np.random.default_rng(0)
-
-
-def f32(*shape: int) -> np.ndarray:
-    return rng.standard_normal(shape).astype(np.float32)
 
 
 ORT_CASES = [

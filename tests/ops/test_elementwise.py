@@ -7,22 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler.ir import DType, TensorType, symbol
-
-BATCH, SEQ, PAST = symbol("batch"), symbol("seq"), symbol("past_len")
-
-rng = np.random.default_rng(0)
-
-
-def f32(*shape: int) -> np.ndarray:
-    return rng.standard_normal(shape).astype(np.float32)
-
-
-def dims(*values) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
-
+from compiler.ir import DType, TensorType
+from tests.ops.values import BATCH, PAST, SEQ, dims, f32
 
 ORT_CASES = [
     ("Pow", [np.array([4, 2, -3, 5], np.int32), np.array([0.5, -1, 2, 1.5], np.float32)], {}, 18),

@@ -6,17 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler.ir import DType, TensorType, symbol
+from compiler.ir import DType, TensorType
 from compiler.ops.registry import OpError
+from tests.ops.values import BATCH, PAST, SEQ, dims, f32, rng
 
-BATCH, SEQ, PAST = symbol("batch"), symbol("seq"), symbol("past_len")
 F32, I64, BOOL = DType.FLOAT32, DType.INT64, DType.BOOL
-
-rng = np.random.default_rng(0)
-
-
-def f32(*shape: int) -> np.ndarray:
-    return rng.standard_normal(shape).astype(np.float32)
 
 
 def ints(*shape: int, dtype=np.int64) -> np.ndarray:
@@ -25,13 +19,6 @@ def ints(*shape: int, dtype=np.int64) -> np.ndarray:
 
 def bools(*shape: int) -> np.ndarray:
     return rng.random(shape) > 0.5
-
-
-def dims(*values) -> np.ndarray:
-    """A folded shape value holding symbolic dims."""
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
 
 
 SPECIAL = np.array([0.0, -0.0, 1.5, np.nan, np.inf, -np.inf], dtype=np.float32)

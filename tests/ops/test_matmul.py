@@ -5,18 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compiler.ir import DType, TensorType, symbol
+from compiler.ir import DType, TensorType
 from compiler.ops.matmul import parse_einsum
 from compiler.ops.registry import OpError
+from tests.ops.values import BATCH, PAST, SEQ, f32, rng
 
-BATCH, SEQ, PAST = symbol("batch"), symbol("seq"), symbol("past_len")
 F32 = DType.FLOAT32
-
-rng = np.random.default_rng(1)
-
-
-def f32(*shape: int) -> np.ndarray:
-    return rng.standard_normal(shape).astype(np.float32)
 
 
 def i32(*shape: int) -> np.ndarray:

@@ -7,31 +7,14 @@ import numpy as np
 import pytest
 import sympy
 
-from compiler.ir import DType, TensorType, symbol
+from compiler.ir import DType, TensorType
 from compiler.ops.registry import OpError
 from compiler.ops.shape import shape_value, size_value
+from tests.ops.values import BATCH, PAST, SEQ, dims, f32, i64
 
 INT64_MAX = np.iinfo(np.int64).max
 INT64_MIN = np.iinfo(np.int64).min
-BATCH, SEQ, PAST = symbol("batch"), symbol("seq"), symbol("past_len")
 F32, I64 = DType.FLOAT32, DType.INT64
-
-rng = np.random.default_rng(0)
-
-
-def f32(*shape: int) -> np.ndarray:
-    return rng.standard_normal(shape).astype(np.float32)
-
-
-def i64(*values: int) -> np.ndarray:
-    return np.array(values, dtype=np.int64)
-
-
-def dims(*values) -> np.ndarray:
-    """A folded shape value holding symbolic dims."""
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
 
 
 # ---- numpy semantics agree with onnxruntime (and infer predicts the shapes) -----------------

@@ -7,27 +7,11 @@ import numpy as np
 import pytest
 import sympy
 
-from compiler.ir import DType, TensorType, symbol
+from compiler.ir import DType, TensorType
 from compiler.ops.registry import OpError
+from tests.ops.values import BATCH, PAST, SEQ, dims, f32, i64, rng
 
-BATCH, SEQ, PAST = symbol("batch"), symbol("seq"), symbol("past_len")
 F32, F16, BF16, I64 = DType.FLOAT32, DType.FLOAT16, DType.BFLOAT16, DType.INT64
-
-rng = np.random.default_rng(0)
-
-
-def f32(*shape: int) -> np.ndarray:
-    return rng.standard_normal(shape).astype(np.float32)
-
-
-def i64(*values: int) -> np.ndarray:
-    return np.array(values, dtype=np.int64)
-
-
-def dims(*values) -> np.ndarray:
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
 
 
 ORT_CASES = [
