@@ -13,6 +13,8 @@ from compiler.ir.printer import format_graph
 from compiler.passes.pipeline import PASSES, run_passes
 
 HF = Path(__file__).resolve().parent.parent / "fixtures" / "hf"
+# Passes that only move or drop work must not change a single bit.
+EXACT_PASSES = {"fold-constants", "dce"}
 
 
 @pytest.mark.parametrize("pass_name", sorted(PASSES))
@@ -25,7 +27,13 @@ def test_pass_preserves_semantics(fixture, pass_name):
     after_graph = run_passes(graph, [pass_name])
     after = run_graph(after_graph, inputs, check_types=True)
     for key in before:
-        np.testing.assert_array_equal(after[key], before[key])
+        if pass_name in EXACT_PASSES:
+            np.testing.assert_array_equal(after[key], before[key])
+        else:
+            # Fused ops round differently: RMSNormalization divides by sqrt where the graph
+            # multiplies by a reciprocal (about 1 ulp).
+            scale = max(float(np.max(np.abs(before[key]))), 1.0)
+            np.testing.assert_allclose(after[key], before[key], rtol=0, atol=1e-5 * scale)
 
 
 def test_folding_is_idempotent_on_imported_graphs():
