@@ -143,6 +143,36 @@ def cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_claim(args: argparse.Namespace) -> int:
+    from simulator.claims import TargetUnavailableError, check_claim, format_result, load_claim
+    from simulator.spatial.long_context import format_table, long_context_table, rows_to_json
+
+    if not args.files and not args.long_context:
+        raise CliError("claim: give a claim file (e.g. claims/taalas-hc1-llama3.1-8b.toml) or --long-context")
+    claims = [load_claim(path) for path in args.files]   # every file is validated before any runs
+    results, status = [], 0
+    for claim in claims:
+        try:
+            results.append(check_claim(claim, solve=not args.no_solve))
+        except TargetUnavailableError as exc:
+            # One claim whose target cannot be simulated here must not hide the others' results.
+            print(f"tessera: error: {claim.path}: {exc}", file=sys.stderr)
+            status = 2
+    table = long_context_table(args.target, args.kv_precision) if args.long_context else None
+    if args.json:
+        data: dict = {"claims": [r.to_json() for r in results]}
+        if table is not None:
+            data["long_context"] = {"target": args.target, "kv_precision": args.kv_precision,
+                                    "rows": rows_to_json(table)}
+        print(json.dumps(data, indent=2))
+        return status
+    blocks = [format_result(r) for r in results]
+    if table is not None:
+        blocks.append(format_table(table, args.target, args.kv_precision))
+    print("\n\n".join(blocks))
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tessera", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +205,17 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--json", metavar="OUT.json", help="write the report as JSON")
     sim.add_argument("--trace", metavar="OUT.json", help="write a Chrome/Perfetto trace of the simulated schedule")
     sim.set_defaults(func=cmd_sim)
+
+    claim = sub.add_parser("claim", help="check a published performance claim (TOML) against the simulator")
+    claim.add_argument("files", nargs="*", metavar="CLAIM.toml", help="claim files (see claims/)")
+    claim.add_argument("--json", action="store_true", help="print JSON instead of text")
+    claim.add_argument("--no-solve", action="store_true",
+                       help="skip solving for the parameter values each claim needs (faster)")
+    claim.add_argument("--long-context", action="store_true",
+                       help="also print, per long-context model, the context and users a no-HBM chip's SRAM holds")
+    claim.add_argument("--target", default="taalas-hc1", help="spatial target for --long-context (default taalas-hc1)")
+    claim.add_argument("--kv-precision", default="bf16", help="KV / state precision for --long-context (default bf16)")
+    claim.set_defaults(func=cmd_claim)
 
     run = sub.add_parser("run", help="run a model on inputs with the numpy interpreter")
     run.add_argument("model", help="an .onnx file or a registered model name")

@@ -89,7 +89,7 @@ def format_report(report: SimReport) -> str:
         ("bandwidth achieved / peak", f"{_bytes(r.achieved_bandwidth_bytes_per_s)}/s of "
                                       f"{_bytes(r.peak_bandwidth_bytes_per_s)}/s"),
         ("compute utilization", f"{100 * r.compute_utilization:.1f}%"),
-        ("energy per token", f"{r.energy_j_per_token * 1e3:.3f} mJ"),
+        ("energy per token", "-" if not math.isfinite(r.energy_j_per_token) else f"{r.energy_j_per_token * 1e3:.3f} mJ"),
         ("bottleneck", r.bottleneck),
     ]
     width = max(len(k) for k, _ in rows)
