@@ -36,10 +36,11 @@ system-tools:
 		fi; \
 	fi
 
-# Until the simulator lands (issue 4) this imports and inspects MODEL; it does not simulate.
+SIM_ARGS ?=
+
+# Simulate MODEL on TARGET: tokens/s, TTFT/TPOT, bandwidth, energy, fit, per-layer time.
 sim: setup
-	@echo "tessera: the simulator is not built yet; showing import + inspect of $(MODEL)"
-	$(BIN)/tessera inspect $(MODEL)
+	$(BIN)/tessera sim --model $(MODEL) --target $(TARGET) --context $(CONTEXT) --batch $(BATCH) $(SIM_ARGS)
 
 inspect: setup
 	$(BIN)/tessera inspect $(MODEL)

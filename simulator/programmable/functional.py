@@ -1,0 +1,266 @@
+"""Functional mode: execute a Program on values (HBM and SRAM byte arrays) — the living definition
+of what each instruction computes, which the RTL must match bit for bit.
+
+Order. Instructions take no time here. Each queue still runs in program order and a semaphore
+wait still blocks until a signal, so any order this produces is one the hardware could produce;
+among the queue heads that may run, the earliest in (loop-expanded) program order goes first. For
+a correctly synchronised program every such order gives the same values; a missing dependency
+shows up as a difference from the timing engine or the RTL, never as a silent reordering here.
+
+Semantics (little-endian, row-major, addresses in bytes; in loop iteration i every address is
+`base + i * its loop stride`):
+  DMA_LOAD / DMA_STORE  row r moves `row_bytes` between HBM `hbm_addr + r * hbm_row_stride` and
+                        SRAM `sram_addr + r * row_bytes` (a stride of 0 repeats one HBM row).
+  GEMM                  C[m,n] (+)= A[m,k] @ B[k,n]. int8 operands accumulate exactly in int32
+                        (two's-complement wrap-around, like the RTL's adders); float operands
+                        (fp8, bf16, fp16, fp32) multiply and accumulate in float32 and store
+                        C in `acc_precision`.
+  VECTOR on int32       COPY, ADD, SUB, MUL wrap modulo 2**32; MAX; SHIFT is an arithmetic right
+                        shift by `shift` (floor division by 2**shift); REDUCE_SUM (wraps) and
+                        REDUCE_MAX reduce each row of `row_len` elements to one;
+                        REQUANT: q = clamp(floor((a * imm) / 2**shift + 1/2), -128, 127), written
+                        as int8. `imm` is an unsigned 32-bit scale, a * imm is exact (64-bit:
+                        |a * imm| < 2**63), and ties round towards +infinity for negative values
+                        too: -2.5 -> -2, -3.5 -> -3, 2.5 -> 3. With shift = 0 it is clamp(a * imm).
+  VECTOR on floats      computed in float32 and stored in `precision`: COPY, ADD, SUB, MUL, MAX,
+                        EXP, RSQRT, RECIPROCAL, SILU (x / (1 + exp(-x))), REDUCE_SUM, REDUCE_MAX.
+  COLLECTIVE            one chip only here (chips = 1 is a no-op).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ml_dtypes
+import numpy as np
+
+from compiler.targets.programmable.isa import (
+    Collective,
+    DmaLoad,
+    DmaStore,
+    Gemm,
+    Instruction,
+    Precision,
+    Vector,
+    VectorOp,
+)
+from compiler.targets.programmable.program import Program
+from simulator.hardware.programmable import ProgrammableChip
+from simulator.programmable.plan import QUEUE_ENGINES, Plan
+from simulator.programmable.validate import ProgramError, where
+
+DTYPES: dict[Precision, np.dtype] = {
+    Precision.INT8: np.dtype("i1"),
+    Precision.INT32: np.dtype("<i4"),
+    Precision.FP32: np.dtype("<f4"),
+    Precision.FP16: np.dtype("<f2"),
+    Precision.BF16: np.dtype(ml_dtypes.bfloat16),
+    Precision.FP8: np.dtype(ml_dtypes.float8_e4m3fn),
+}
+
+
+class DeadlockError(RuntimeError):
+    pass
+
+
+@dataclass
+class FunctionalResult:
+    hbm: np.ndarray
+    sram: np.ndarray
+    executed: int
+
+
+def requantize(acc: np.ndarray, imm: int, shift: int) -> np.ndarray:
+    """int32 -> int8: clamp(floor(acc * imm / 2**shift + 1/2)); see the module docstring."""
+    product = acc.astype(np.int64) * np.int64(imm)            # |product| < 2**63: exact in int64
+    if shift:
+        # floor(p / 2**s + 1/2) = ((p >> (s - 1)) + 1) >> 1, with no overflow for any s <= 63.
+        product = ((product >> np.int64(shift - 1)) + 1) >> np.int64(1)
+    return np.clip(product, -128, 127).astype(np.int8)
+
+
+class Machine:
+    def __init__(self, chip: ProgrammableChip, hbm: np.ndarray | bytes | bytearray | int,
+                 sram: np.ndarray | None = None) -> None:
+        self.chip = chip
+        if isinstance(hbm, int):
+            hbm = np.zeros(hbm, dtype=np.uint8)
+        self.hbm = np.frombuffer(bytearray(hbm), dtype=np.uint8) if isinstance(hbm, (bytes, bytearray)) else hbm
+        if self.hbm.dtype != np.uint8:
+            raise TypeError(f"HBM image must be uint8 bytes, got {self.hbm.dtype}")
+        if len(self.hbm) > chip.memory.hbm_bytes:
+            raise ProgramError(f"HBM image of {len(self.hbm):,} bytes exceeds {chip.name} memory.hbm_bytes "
+                               f"{chip.memory.hbm_bytes:,}")
+        self.sram = sram if sram is not None else np.zeros(chip.memory.sram_bytes, dtype=np.uint8)
+
+    # ---- memory ---------------------------------------------------------------------------
+    def _span(self, mem: np.ndarray, name: str, addr: int, nbytes: int, ctx: str) -> np.ndarray:
+        if addr < 0 or addr + nbytes > len(mem):
+            raise ProgramError(f"{ctx}: {name} bytes {addr:,}..{addr + nbytes:,} outside the "
+                               f"{len(mem):,}-byte memory")
+        return mem[addr:addr + nbytes]
+
+    def _array(self, name: str, addr: int, count: int, precision: Precision, ctx: str,
+               mem: np.ndarray | None = None) -> np.ndarray:
+        dtype = DTYPES.get(precision)
+        if dtype is None:
+            raise ProgramError(f"{ctx}: functional mode has no {precision.label} values")
+        raw = self._span(self.sram if mem is None else mem, name, addr, count * dtype.itemsize, ctx)
+        return raw.view(dtype)
+
+    # ---- instructions ---------------------------------------------------------------------
+    def execute(self, pc: int, ins: Instruction, it: int) -> None:
+        ctx = where(pc, ins) + (f", iteration {it}" if it else "")
+        if isinstance(ins, DmaLoad):     # DmaStore too
+            self._dma(ins, it, ctx)
+        elif isinstance(ins, Gemm):
+            self._gemm(ins, it, ctx)
+        elif isinstance(ins, Vector):
+            self._vector(ins, it, ctx)
+        elif isinstance(ins, Collective):
+            if ins.chips > 1:
+                raise ProgramError(f"{ctx}: functional mode runs one chip; a collective over {ins.chips} "
+                                   "chips needs the other chips' values")
+
+    def _dma(self, ins: DmaLoad, it: int, ctx: str) -> None:
+        hbm_addr = ins.hbm_addr + it * ins.hbm_loop_stride
+        sram = self._span(self.sram, "sram_addr", ins.sram_addr + it * ins.sram_loop_stride, ins.nbytes, ctx)
+        sram = sram.reshape(ins.rows, ins.row_bytes)
+        last = hbm_addr + (ins.rows - 1) * ins.hbm_row_stride + ins.row_bytes
+        self._span(self.hbm, "hbm_addr", hbm_addr, last - hbm_addr, ctx)
+        rows = [slice(hbm_addr + r * ins.hbm_row_stride, hbm_addr + r * ins.hbm_row_stride + ins.row_bytes)
+                for r in range(ins.rows)]
+        if isinstance(ins, DmaStore):
+            for r, span in enumerate(rows):        # row order matters when rows overlap in HBM
+                self.hbm[span] = sram[r]
+        else:
+            for r, span in enumerate(rows):
+                sram[r] = self.hbm[span]
+
+    def _gemm(self, ins: Gemm, it: int, ctx: str) -> None:
+        a = self._array("a_addr", ins.a_addr + it * ins.a_loop_stride, ins.m * ins.k, ins.precision, ctx)
+        b = self._array("b_addr", ins.b_addr + it * ins.b_loop_stride, ins.k * ins.n, ins.precision, ctx)
+        c = self._array("c_addr", ins.c_addr + it * ins.c_loop_stride, ins.m * ins.n, ins.acc_precision, ctx)
+        a, b = a.reshape(ins.m, ins.k), b.reshape(ins.k, ins.n)
+        if ins.precision == Precision.INT8:
+            if ins.acc_precision != Precision.INT32:
+                raise ProgramError(f"{ctx}: int8 GEMM accumulates in int32, not {ins.acc_precision.label}")
+            result = a.astype(np.int64) @ b.astype(np.int64)
+            if ins.accumulate:
+                result += c.reshape(ins.m, ins.n)
+            c[:] = result.astype(np.int32).reshape(-1)        # wraps modulo 2**32
+        else:
+            result = a.astype(np.float32) @ b.astype(np.float32)
+            if ins.accumulate:
+                result += c.reshape(ins.m, ins.n).astype(np.float32)
+            c[:] = result.astype(c.dtype).reshape(-1)
+
+    def _vector(self, ins: Vector, it: int, ctx: str) -> None:
+        step = it * ins.loop_stride
+        op = ins.op
+        a = self._array("src_a", ins.src_a + step, ins.length, ins.precision, ctx)
+        b = (self._array("src_b", ins.src_b + step, ins.length, ins.precision, ctx)
+             if op in (VectorOp.ADD, VectorOp.SUB, VectorOp.MUL, VectorOp.MAX) else None)
+        if ins.precision == Precision.INT32:
+            result = _int_vector(op, a, b, ins, ctx)
+        elif ins.precision in (Precision.FP32, Precision.FP16, Precision.BF16):
+            result = _float_vector(op, a, b, ins, ctx).astype(a.dtype)
+        else:
+            raise ProgramError(f"{ctx}: vector ops run on int32 or floats, not {ins.precision.label}")
+        dst = self._span(self.sram, "dst", ins.dst + step, result.nbytes, ctx)
+        dst[:] = np.ascontiguousarray(result).view(np.uint8)
+
+
+def _int_vector(op: VectorOp, a: np.ndarray, b: np.ndarray | None, ins: Vector, ctx: str) -> np.ndarray:
+    wide = a.astype(np.int64)
+    if op is VectorOp.COPY:
+        return a.copy()
+    if op is VectorOp.ADD:
+        return (wide + b).astype(np.int32)
+    if op is VectorOp.SUB:
+        return (wide - b).astype(np.int32)
+    if op is VectorOp.MUL:
+        return (wide * b).astype(np.int32)
+    if op is VectorOp.MAX:
+        return np.maximum(a, b)
+    if op is VectorOp.SHIFT:
+        return (wide >> np.int64(ins.shift)).astype(np.int32)
+    if op is VectorOp.REQUANT:
+        return requantize(a, ins.imm, ins.shift)
+    if op is VectorOp.REDUCE_SUM:
+        return wide.reshape(-1, ins.row_len).sum(axis=1).astype(np.int32)
+    if op is VectorOp.REDUCE_MAX:
+        return a.reshape(-1, ins.row_len).max(axis=1)
+    raise ProgramError(f"{ctx}: {op.name} has no int32 form; int32 ops: COPY ADD SUB MUL MAX SHIFT REQUANT "
+                       "REDUCE_SUM REDUCE_MAX")
+
+
+def _float_vector(op: VectorOp, a: np.ndarray, b: np.ndarray | None, ins: Vector, ctx: str) -> np.ndarray:
+    x = a.astype(np.float32)
+    y = None if b is None else b.astype(np.float32)
+    table = {
+        VectorOp.COPY: lambda: x,
+        VectorOp.ADD: lambda: x + y,
+        VectorOp.SUB: lambda: x - y,
+        VectorOp.MUL: lambda: x * y,
+        VectorOp.MAX: lambda: np.maximum(x, y),
+        VectorOp.EXP: lambda: np.exp(x),
+        VectorOp.RSQRT: lambda: 1.0 / np.sqrt(x),
+        VectorOp.RECIPROCAL: lambda: 1.0 / x,
+        VectorOp.SILU: lambda: x / (1.0 + np.exp(-x)),
+        VectorOp.REDUCE_SUM: lambda: x.reshape(-1, ins.row_len).sum(axis=1),
+        VectorOp.REDUCE_MAX: lambda: x.reshape(-1, ins.row_len).max(axis=1),
+    }
+    if op not in table:
+        raise ProgramError(f"{ctx}: {op.name} has no float form")
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        return np.asarray(table[op](), dtype=np.float32)
+
+
+def run_functional(program: Program, chip: ProgrammableChip, hbm: np.ndarray | bytes | bytearray | int,
+                   sram: np.ndarray | None = None) -> FunctionalResult:
+    """Execute `program` on `hbm` (modified in place when it is a uint8 array) and a zeroed SRAM."""
+    plan = Plan(program, chip)          # validates the ISA subset, splits, SRAM bounds, loops
+    machine = Machine(chip, hbm, sram)
+    instructions = program.instructions
+    cursors = [[0, 0, 0] for _ in QUEUE_ENGINES]      # segment, iteration, position
+    queues = [plan.queues[e] for e in QUEUE_ENGINES]
+    sems = [0] * 16
+    executed = 0
+    while True:
+        best, best_key = -1, None
+        for qi, (segments, (seg, it, pos)) in enumerate(zip(queues, cursors)):
+            if seg >= len(segments):
+                continue
+            segment = segments[seg]
+            pc = segment.pcs[pos]
+            waits = plan.costs[pc].waits
+            if any(sems[s] < waits.count(s) for s in waits):
+                continue
+            key = (segment.loop_pc if segment.loop_pc >= 0 else pc, it, pc)
+            if best_key is None or key < best_key:
+                best, best_key = qi, key
+        if best < 0:
+            break
+        seg, it, pos = cursors[best]
+        segment = queues[best][seg]
+        pc = segment.pcs[pos]
+        cost = plan.costs[pc]
+        for s in cost.waits:
+            sems[s] -= 1
+        if not cost.fence:            # zero-size instructions only carry semaphores
+            machine.execute(pc, instructions[pc], it)
+        for s in cost.signals:
+            sems[s] += 1
+        executed += 1
+        pos += 1
+        if pos == len(segment.pcs):
+            pos, it = 0, it + 1
+            if it == segment.count:
+                seg, it = seg + 1, 0
+        cursors[best] = [seg, it, pos]
+    stuck = [f"{e.name} queue at instruction {queues[i][c[0]].pcs[c[2]]}" for i, (e, c) in
+             enumerate(zip(QUEUE_ENGINES, cursors)) if c[0] < len(queues[i])]
+    if stuck:
+        raise DeadlockError("functional run deadlocked: " + "; ".join(stuck) + f"; semaphores {sems[1:]}")
+    return FunctionalResult(machine.hbm, machine.sram, executed)
