@@ -1,10 +1,9 @@
 """Programmable-target lowering benchmarks: program size and lowering time per preset.
 
 Llama 3.1 8B decode at 1k / 32k / 128k context and a 4096-token prefill, on each preset, for
-the graph as imported ("raw": attention decomposed, lowered as generic GEMMs) and with its
-attention fused into Op.ATTENTION (the streaming kernel). Until the recognition passes land
-(compiler/passes/recognize_*), the fused graph comes from the test stand-in
-tests/targets/programmable/attention_fixture.py. Prints figures rather than asserting them.
+the graph as imported ("raw": attention decomposed, lowered as generic GEMMs) and after the
+recognition passes ("fused": Op.ATTENTION, the streaming kernel). Prints figures rather than
+asserting them.
 
     python tools/bench_lowering.py [--repeat 3] [--json]
 """
@@ -20,10 +19,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests" / "targets" / "programmable"))
 
 import models  # noqa: E402
 from compiler.frontend import import_onnx  # noqa: E402
+from compiler.passes.pipeline import recognize  # noqa: E402
 from compiler.targets.programmable.lower import lower_graph  # noqa: E402
 from compiler.targets.programmable.options import LoweringOptions  # noqa: E402
 from simulator.hardware import load_hardware  # noqa: E402
@@ -34,11 +33,7 @@ CASES = (("decode", {"past_len": 1024}), ("decode", {"past_len": 32768}), ("deco
 
 
 def fused_graph(form: str):
-    try:
-        from attention_fixture import fuse_llama_attention
-    except ImportError:
-        return None
-    return fuse_llama_attention(import_onnx(models.build_model("llama3.1-8b", form)))
+    return recognize(import_onnx(models.build_model("llama3.1-8b", form)))
 
 
 def main() -> None:

@@ -77,7 +77,7 @@ def emit_runs(lw: Lowerer, offsets: list[tuple[int, int, int]], single: bool, a:
                       MatrixRef(b.buf, b.addr + b_off, k, n, b.bits),
                       MatrixRef(out.buf, out.addr + c_off, m, n, out.bits), precision, out.precision)
         return
-    split = choose_split(lw.chip, m, n, k)
+    split = choose_split(lw.chip, m, n, k, precision.label)
     start = 0
     while start < len(offsets):
         end = start + 1

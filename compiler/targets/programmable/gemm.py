@@ -42,7 +42,7 @@ def emit_gemm(lw: Lowerer, a: MatrixRef, b: MatrixRef, c: MatrixRef, precision: 
               acc_precision: Precision) -> None:
     """C[m, n] = A[m, k] @ B[k, n] (every MAC exactly once), tiled to fit SRAM."""
     m, k, n = a.rows, a.cols, b.cols
-    ways = choose_split(lw.chip, m, n, k).ways
+    ways = choose_split(lw.chip, m, n, k, precision.label).ways
     stream_a, stream_b, stream_c = a.space == "hbm", b.space == "hbm", c.space == "hbm"
     budget = lw.staging_budget()
     while True:  # the largest tiles whose staging all fits the free SRAM

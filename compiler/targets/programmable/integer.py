@@ -221,7 +221,7 @@ class _IntegerKernel:
         k, n = self.shapes[layer.weight]
         if k > GEMM_DIM_LIMIT:
             raise LoweringError(f"integer layer {layer.weight!r}: K = {k} exceeds one GEMM's 65535")
-        ways = choose_split(self.chip, self.shapes[layer.source][0], n, k).ways
+        ways = choose_split(self.chip, self.shapes[layer.source][0], n, k, "int8").ways
         return pieces(n, max(ways, math.ceil(n / widest)))
 
     def reserve(self, widths: dict[str, list[int]], streamed: bool) -> int:

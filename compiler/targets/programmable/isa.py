@@ -162,7 +162,10 @@ class DmaStore(DmaLoad):
 class Gemm(Instruction):
     """C[m,n] (+)= A[m,k] @ B[k,n] on SRAM operands, row-major, on one (sub-)array.
 
-    `split` is log2 of the array split (0 = whole array), `subarray` which part runs this.
+    `split` is log2 of the array split (0 = whole array): every array divides along K into
+    2**split sub-arrays of rows/2**split x cols, and `subarray` names the one (in every array)
+    that runs this instruction; instructions on different sub-arrays may run concurrently.
+    Cycle counts: simulator/programmable/costs/systolic.py, the contract the RTL matches.
     Integer GEMMs accumulate in int32; C holds `acc_precision` elements.
     """
 

@@ -40,7 +40,8 @@ _NOT_FOLDED = {Op.ATTENTION}
 SUPPORTED_OPS = frozenset(_CONTRACTIONS) | SUPPORTED_VECTOR_OPS | layout.VIEW_OPS | layout.MOVE_OPS | {Op.ATTENTION}
 
 GEMM_MODEL = ("a GEMM instruction runs on sub-array `subarray` of every array (arrays_per_chip of them share its "
-              "N tiles); split = log2(ways) divides each array's columns; a queue retires in program order")
+              "N tiles); split = log2(ways) divides each array along K into ways sub-arrays of rows/ways x cols "
+              "(simulator/programmable/costs/systolic.py); a queue retires in program order")
 LAYOUTS = ("weights packed per DMA chunk as [sub-array piece][K][piece columns]; KV cache in blocks of every "
            "(sequence, KV head), K transposed [d, block], V [block, dv] (Attention), or row-major with room for "
            "the appended token (Concat); float programs are timing programs: sizes and bytes are exact, "

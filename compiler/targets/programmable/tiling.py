@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 
 from simulator.hardware.programmable import ProgrammableChip
+from simulator.programmable.costs.systolic import gemm_cycles
 
 GEMM_DIM_LIMIT = (1 << 16) - 1  # m, n and k are 16-bit fields
 DMA_ROW_LIMIT = (1 << 24) - 1  # rows and row_bytes are 24-bit fields
@@ -27,27 +28,25 @@ class Split:
         return self.ways.bit_length() - 1
 
 
-def estimated_cycles(chip: ProgrammableChip, m: int, n: int, k: int, ways: int) -> int:
-    """Weight-stationary estimate: each array tile loads `rows` weight rows, streams m rows of
-    A and drains its columns; all arrays and sub-arrays work on independent tiles."""
-    s = chip.systolic
-    sub_cols = s.cols // ways
-    tiles = math.ceil(k / s.rows) * math.ceil(n / sub_cols)
-    rounds = math.ceil(tiles / (ways * s.arrays_per_chip))
-    return rounds * (s.rows + m + sub_cols)
+def estimated_cycles(chip: ProgrammableChip, m: int, n: int, k: int, ways: int, precision: str) -> int:
+    """Cycles of the GEMM split `ways` ways: one instruction per sub-array, each on its share of
+    N, all running concurrently. Uses the simulator's systolic cost model, the one contract the
+    RTL is checked against, so the compiler never optimizes for a different machine."""
+    return gemm_cycles(chip, m, math.ceil(n / ways), k, precision, split=ways.bit_length() - 1)
 
 
-def choose_split(chip: ProgrammableChip, m: int, n: int, k: int) -> Split:
+def choose_split(chip: ProgrammableChip, m: int, n: int, k: int, precision: str) -> Split:
     """The split that finishes soonest; a smaller split wins unless a larger one saves 5%.
 
-    Skinny GEMMs (decode, m = batch) leave a whole array mostly filling and draining, so
-    several narrower sub-arrays on separate N tiles finish sooner (MatX's splittable array).
+    Skinny GEMMs (decode, m = batch) leave a whole array mostly loading weights, so several
+    sub-arrays with their own weight tiles on separate N pieces finish sooner (MatX's
+    splittable array).
     """
-    best_ways, best_cycles = 1, estimated_cycles(chip, m, n, k, 1)
+    best_ways, best_cycles = 1, estimated_cycles(chip, m, n, k, 1, precision)
     for ways in sorted(chip.systolic.split_factors):
         if ways == 1 or ways & (ways - 1) or n < ways:
             continue  # the split field is log2, and every sub-array needs columns
-        cycles = estimated_cycles(chip, m, n, k, ways)
+        cycles = estimated_cycles(chip, m, n, k, ways, precision)
         if cycles < 0.95 * best_cycles:
             best_ways, best_cycles = ways, cycles
     return Split(best_ways)

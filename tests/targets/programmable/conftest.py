@@ -12,10 +12,9 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))  # the helpers beside the tests (program_checks, ...)
 
-from attention_fixture import fuse_llama_attention  # noqa: E402
-
 import models  # noqa: E402
 from compiler.frontend import import_onnx  # noqa: E402
+from compiler.passes.pipeline import recognize  # noqa: E402
 from simulator.hardware import load_hardware  # noqa: E402
 
 PRESETS = ("matx-one", "h100-sxm", "h200-sxm")
@@ -23,9 +22,10 @@ PRESETS = ("matx-one", "h100-sxm", "h200-sxm")
 
 @functools.cache
 def model_graph(name: str, form: str, fused: bool = False):
-    """The imported graph (cached across tests: lowering never mutates it)."""
+    """The imported graph, with the recognition passes run when `fused` (cached across tests:
+    lowering never mutates it)."""
     graph = import_onnx(models.build_model(name, form))
-    return fuse_llama_attention(graph) if fused else graph
+    return recognize(graph) if fused else graph
 
 
 @functools.cache
