@@ -88,8 +88,8 @@ def format_report(report: SimReport) -> str:
         ("HBM bytes per token", _bytes(r.hbm_bytes_per_token)),
         ("bandwidth achieved / peak", f"{_bytes(r.achieved_bandwidth_bytes_per_s)}/s of "
                                       f"{_bytes(r.peak_bandwidth_bytes_per_s)}/s"),
-        ("compute utilization", f"{100 * r.compute_utilization:.1f}%"),
-        ("energy per token", "-" if not math.isfinite(r.energy_j_per_token) else f"{r.energy_j_per_token * 1e3:.3f} mJ"),
+        ("compute utilization", _percent(r.compute_utilization)),
+        ("energy per token", _millijoules(r.energy_j_per_token)),
         ("bottleneck", r.bottleneck),
     ]
     width = max(len(k) for k, _ in rows)
@@ -105,6 +105,14 @@ def format_report(report: SimReport) -> str:
         lines.append("")
         lines.append(f"{len(r.assumptions)} preset values are assumptions (see --json 'assumptions').")
     return "\n".join(lines)
+
+
+def _percent(x: float) -> str:
+    return "-" if not math.isfinite(x) else f"{100 * x:.1f}%"
+
+
+def _millijoules(joules: float) -> str:
+    return "-" if not math.isfinite(joules) else f"{joules * 1e3:.3f} mJ"
 
 
 def _num(x: float) -> str:

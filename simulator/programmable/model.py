@@ -96,24 +96,38 @@ def simulate_model(graphs, chip: ProgrammableChip, options) -> SimReport:
                          "the programmable simulator reports decode TPOT and needs one")
     recognize, note = _recognizer()
     notes = [note] if note else []
-    decode_program = lower(recognize(graphs.decode), chip, options,
-                           {"batch": options.batch, "past_len": options.context})
+    try:
+        decode_program = lower(recognize(graphs.decode), chip, options,
+                               {"batch": options.batch, "past_len": options.context})
+    except Exception as error:
+        if not _beyond_address_space(error):
+            raise
+        return _not_simulated(graphs, chip, options, error, notes)
     decode, decode_host_s = _run(decode_program, chip, options, True, f"decode @ {options.context:,}")
     meta = decode_program.meta
     chips = program_chips(decode_program)
     tpot = decode.time_s
 
     prefill_extra: dict[str, Any]
+    prefill_program = None
     if graphs.prefill is not None:
-        prefill_program = lower(recognize(graphs.prefill), chip, options,
-                                {"batch": options.batch, "seq": options.prompt_len})
+        try:
+            prefill_program = lower(recognize(graphs.prefill), chip, options,
+                                    {"batch": options.batch, "seq": options.prompt_len})
+        except Exception as error:
+            if not _beyond_address_space(error):
+                raise
+            ttft = math.nan
+            prefill_extra = {"source": "not simulated: beyond the ISA's HBM address space", "fits": False,
+                             "fits_reason": error.fits_reason}
+    if prefill_program is not None:
         prefill, prefill_host_s = _run(prefill_program, chip, options, False, f"prefill {options.prompt_len:,}")
         ttft = prefill.time_s
         prefill_extra = {"source": "simulated prefill program",
                          **summary.engine_extra(chip, prefill, prefill_host_s),
                          "fits": bool(prefill_program.meta.get("fits", True)),
                          "fits_reason": str(prefill_program.meta.get("fits_reason", ""))}
-    else:
+    elif graphs.prefill is None:
         # No prefill graph: the prompt is fed one token at a time through decode steps at the
         # decode context, which overestimates TTFT (no prompt-wide matmuls).
         ttft = options.prompt_len * tpot
@@ -160,6 +174,40 @@ def simulate_model(graphs, chip: ProgrammableChip, options) -> SimReport:
         per_layer=summary.per_layer(decode, chips),
         assumptions=dict(chip.assumed),
         extra=extra,
+    )
+
+
+def _beyond_address_space(error: Exception) -> bool:
+    try:
+        from compiler.targets.programmable.options import AddressSpaceError
+    except ImportError:
+        return False
+    return isinstance(error, AddressSpaceError)
+
+
+def _not_simulated(graphs, chip: ProgrammableChip, options, error, notes: list[str]) -> SimReport:
+    """A model whose memory plan the ISA cannot address: sizes and fits = False, rates NaN."""
+    meta = error.meta
+    nan = math.nan
+    extra = {
+        "conventions": summary.CONVENTIONS,
+        "chips": int(meta.get("tensor_parallel") or 1),
+        "decode": {"source": "not simulated: beyond the ISA's HBM address space"},
+        "prefill": {"source": "not simulated: the decode step already does not fit the address space"},
+        "weights_in_sram": meta.get("weights_in_sram"),
+        "notes": [*notes, str(error)],
+    }
+    chips = extra["chips"]
+    return SimReport(
+        model=graphs.name, target=chip.name, context=options.context, batch=options.batch,
+        prompt_len=options.prompt_len, gen_len=options.gen_len, precision=options.weight_precision,
+        tokens_per_s_per_user=nan, tokens_per_s_total=nan, ttft_s=nan, tpot_s=nan,
+        weight_bytes=_total(meta.get("weight_bytes")), kv_bytes=_total(meta.get("kv_bytes")),
+        hbm_bytes_per_token=nan, achieved_bandwidth_bytes_per_s=nan,
+        peak_bandwidth_bytes_per_s=chip.memory.hbm_bytes_per_s * chips, compute_utilization=nan,
+        energy_j_per_token=nan, fits=False, fits_reason=error.fits_reason,
+        bottleneck="not simulated (beyond the ISA's HBM address space)", per_layer={},
+        assumptions=dict(chip.assumed), extra=extra,
     )
 
 

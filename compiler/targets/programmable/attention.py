@@ -24,7 +24,7 @@ from compiler.targets.programmable.emitter import Buf
 from compiler.targets.programmable.isa import DmaLoad, DmaStore, Gemm, Precision, Vector, VectorOp
 from compiler.targets.programmable.memory import whole_blocks
 from compiler.targets.programmable.options import LoweringError
-from compiler.targets.programmable.tiling import GEMM_DIM_LIMIT
+from compiler.targets.programmable.tiling import DMA_ROW_LIMIT, GEMM_DIM_LIMIT
 from compiler.targets.programmable.vector import LENGTH_LIMIT, run_steps
 
 V = VectorOp
@@ -78,9 +78,11 @@ def lower_attention(lw: Lowerer, node: Node) -> None:
     total = shape.past + shape.q_len
     k_region, v_region = _cache_regions(lw, node, shape, past_k, past_v, kv_bits)
     masked = mask is not None or is_causal(node)
+    label = lw.options.kv_precision if lw.chip.supports(lw.options.kv_precision) else lw.options.activation_precision
+    timed = None if fresh_in_sram else _StreamTimer(lw, shape, kv_bits, masked, is_causal(node), label)
     budget = lw.staging_budget()
     while True:  # the largest tiles whose staging all fits the free SRAM
-        plan = _choose_plan(lw, shape, kv_bits, masked, budget)
+        plan = _choose_plan(lw, shape, kv_bits, masked, budget, timed)
         kernel = _Kernel(lw, node, shape, plan, precision, kv_bits, q, y, mask, k_region, v_region)
         try:
             kernel.stage()
@@ -143,11 +145,49 @@ def _cache_regions(lw: Lowerer, node: Node, shape: _Shape, past_k: Value | None,
     return bufs[0], bufs[1]
 
 
-def _choose_plan(lw: Lowerer, shape: _Shape, kv_bits: int, masked: bool, budget: int) -> _Plan:
-    """Largest blocks that fit the staging budget with the fewest instructions."""
+class _StreamTimer:
+    """Estimated seconds of streaming attention with a given tiling, from the simulator's own cost
+    models: per cache block, the two GEMMs per head and the online-softmax vector work, or the
+    block's K and V DMAs (latency + bytes) when those take longer. Long inputs (prefill) pick
+    their tiles with it: the fewest emitted instructions would favour tall query blocks over
+    wide cache blocks, and narrow cache blocks leave most of a wide machine's arrays idle and
+    pay the DMA latency on every few kilobytes."""
+
+    def __init__(self, lw: Lowerer, shape: _Shape, kv_bits: int, masked: bool, causal: bool, label: str) -> None:
+        self.chip, self.s, self.e, self.label = lw.chip, shape, kv_bits // 8, label
+        self.masked, self.causal = masked, causal
+
+    def seconds(self, plan: _Plan) -> float:
+        from simulator.programmable.costs.systolic import gemm_cycles
+        from simulator.programmable.costs.vector import vector_cycles
+
+        chip, s, b = self.chip, self.s, plan.block
+        pairs = s.batch * s.kv_heads
+        q_blocks = math.ceil(s.q_len / plan.q_block)
+        streams = pairs // plan.heads * q_blocks
+        seen = s.past + (s.q_len + plan.q_block) / 2 if self.causal else s.past + s.q_len
+        steps = streams * math.ceil(seen / b)
+        group_rows = s.group * min(plan.q_block, s.q_len)
+        rows = plan.heads * group_rows
+        gemm = plan.heads * (gemm_cycles(chip, group_rows, b, s.head_dim, self.label)
+                             + gemm_cycles(chip, group_rows, s.v_dim, b, self.label))
+        vector = sum(vector_cycles(chip, op, rows * b) for op in (V.REDUCE_MAX, V.SUB, V.EXP, V.REDUCE_SUM))
+        vector += vector_cycles(chip, V.ADD, rows * b) if self.masked else 0
+        vector += vector_cycles(chip, V.MUL, rows * s.v_dim) + 6 * vector_cycles(chip, V.MUL, rows)
+        compute = (gemm + vector) / chip.clock_hz
+        nbytes = plan.heads * b * (s.head_dim + s.v_dim) * self.e
+        dma = 2 * chip.memory.hbm_latency_s + nbytes / chip.memory.hbm_bytes_per_s
+        return steps * max(compute, dma)
+
+
+def _choose_plan(lw: Lowerer, shape: _Shape, kv_bits: int, masked: bool, budget: int,
+                 timer: _StreamTimer | None = None) -> _Plan:
+    """Largest blocks that fit the staging budget with the fewest instructions (decode), or the
+    shortest estimated time (longer inputs, `timer`)."""
     pairs = shape.batch * shape.kv_heads
     total = shape.past + shape.q_len
     best: tuple[float, int, _Plan] | None = None
+    timed: list[tuple[int, float, int, _Plan]] = []
     q_blocks = [shape.q_len // (1 << i) for i in range(12) if shape.q_len // (1 << i) >= 1]
     for heads in sorted({pairs, 1}, reverse=True):
         for q_block in q_blocks:
@@ -162,12 +202,24 @@ def _choose_plan(lw: Lowerer, shape: _Shape, kv_bits: int, masked: bool, budget:
                 need += heads * block * (shape.head_dim + shape.v_dim) * kv_bits // 8
                 if need > budget:
                     continue
+                e = kv_bits // 8
+                if max(shape.head_dim, shape.v_dim) * min(q_block, shape.q_len) * max(e, 4) > DMA_ROW_LIMIT:
+                    continue  # the query block is gathered / stored as one DMA row per head
                 body = 14 + 2 * heads
                 streams = (pairs // heads) * math.ceil(shape.q_len / q_block)
                 instructions = streams * (3 * body + 8)
+                if timer is not None:
+                    timed.append((instructions, timer.seconds(_Plan(heads, q_block, block)), -block,
+                                  _Plan(heads, q_block, block)))
+                    continue
                 key = (instructions * (1.0 if block >= min(1024, total) else 1.05), -block)
                 if best is None or key < best[:2]:
                     best = (key[0], key[1], _Plan(heads, q_block, block))
+    if timed:
+        # the fastest plan whose code (query blocks are unrolled, cache blocks loop) stays within
+        # twice the most compact plan's
+        allowed = 2 * min(t[0] for t in timed)
+        return min((t for t in timed if t[0] <= allowed), key=lambda t: (t[1], t[2]))[3]
     if best is None:
         raise LoweringError(f"{lw.where()}: no attention tile fits {budget} bytes of SRAM staging")
     return best[2]
@@ -330,8 +382,12 @@ class _Kernel:
         mask_buf = self.bufs["mask"]
         if self.mask is not None and self.mask.space == "hbm":
             nbytes = min(rows * width * 2, self.mask.nbytes)
-            self.lw.emit(DmaLoad(hbm_addr=self.mask.addr, sram_addr=mask_buf.addr, rows=1, row_bytes=nbytes,
-                                 hbm_row_stride=nbytes), reads=[self.mask.buf], writes=[mask_buf])
+            count = 1  # as equal contiguous rows that each fit the DMA's row_bytes field
+            while nbytes // count > DMA_ROW_LIMIT or nbytes % count:
+                count += 1
+            self.lw.emit(DmaLoad(hbm_addr=self.mask.addr, sram_addr=mask_buf.addr, rows=count,
+                                 row_bytes=nbytes // count, hbm_row_stride=nbytes // count),
+                         reads=[self.mask.buf], writes=[mask_buf])
         source = self.mask.buf if self.mask is not None and self.mask.space == "sram" else mask_buf
         self.lw.emit(Vector(op=V.ADD, precision=Precision.FP32, src_a=self.bufs["S"].addr, src_b=source.addr,
                             dst=self.bufs["S"].addr, length=rows * width),

@@ -93,6 +93,7 @@ class Lowerer:
     capacity: dict[str, int] = field(default_factory=dict)
     overrides: dict[str, Value] = field(default_factory=dict)
     fused: set[str] = field(default_factory=set)
+    stored: list[str] = field(default_factory=list)  # graph outputs already copied to their region
 
     def __post_init__(self) -> None:
         self.em = Emitter(self.program)
@@ -153,6 +154,8 @@ class Lowerer:
     def alloc(self, nbytes: int, name: str, space: str | None = None) -> Buf:
         if space != "hbm" and nbytes <= self.sram_value_limit:
             buf = self.sram.alloc(nbytes, name)
+            if buf is None and self.release_stored():
+                buf = self.sram.alloc(nbytes, name)
             if buf is not None:
                 return buf
         if space == "sram":
@@ -166,6 +169,8 @@ class Lowerer:
     def staging(self, nbytes: int, name: str) -> Buf:
         """SRAM for a kernel's tiles; the kernel returns it with `unstage`."""
         buf = self.sram.alloc(nbytes, name)
+        if buf is None and self.release_stored():
+            buf = self.sram.alloc(nbytes, name)
         if buf is None:
             raise StagingFull(f"{self.where()}: {nbytes} bytes of SRAM staging for {name!r} do not fit "
                               f"(largest free block {self.sram.largest_free()} bytes of {self.sram.size})")
@@ -189,12 +194,27 @@ class Lowerer:
     def staging_budget(self) -> int:
         """SRAM a streaming kernel may take for its tiles now: most of what is free (kernels run
         one at a time; live activations already hold their own bytes)."""
+        if self.sram.largest_free() * 3 // 4 < self.sram.size // 2:
+            self.release_stored()
         return max(min(self.sram.largest_free() * 3 // 4, self.sram.size // 2), 1 << 12)
 
     def release_inputs(self, node: Node) -> None:
         for value in node.inputs:
             if value:
                 self.release(value)
+
+    def release_later(self, name: str) -> None:
+        """A graph output now stored in its HBM region: its working copy may go once its consumers
+        are done, but only when SRAM runs short (freeing it early makes the next owner of its
+        bytes wait for the store)."""
+        self.stored.append(name)
+
+    def release_stored(self) -> bool:
+        """Drop the graph outputs' working copies (see release_later); whether any were held."""
+        names, self.stored = self.stored, []
+        for name in names:
+            self.release(name)
+        return bool(names)
 
     def release(self, name: str) -> None:
         self.uses[name] -= 1

@@ -24,9 +24,16 @@ from compiler.targets.programmable.binding import bind_shapes
 from compiler.targets.programmable.context import Lowerer, Value
 from compiler.targets.programmable.emitter import Buf
 from compiler.targets.programmable.isa import CollectiveKind, Loop, VectorOp
-from compiler.targets.programmable.memory import plan_memory
-from compiler.targets.programmable.options import LoweringError, LoweringOptions
-from compiler.targets.programmable.placement import WeightPlan, fits_report, is_kv_input, plan_weights, state_bytes
+from compiler.targets.programmable.memory import HBM_ADDRESS_SPACE, plan_memory
+from compiler.targets.programmable.options import AddressSpaceError, LoweringError, LoweringOptions
+from compiler.targets.programmable.placement import (
+    StateBytes,
+    WeightPlan,
+    fits_report,
+    is_kv_input,
+    plan_weights,
+    state_bytes,
+)
 from compiler.targets.programmable.program import Program
 from compiler.targets.programmable.sharding import ShardPlan, plan_sharding
 from compiler.targets.programmable.tagging import layer_kind
@@ -67,7 +74,9 @@ def lower_graph_traced(graph: Graph, chip: ProgrammableChip, options: LoweringOp
     static = _static_values(graph)
     reserve = _working_set_bytes(graph, shapes, shard, static, chip)
     weights = plan_weights(graph, shard, chip, options, reserve)
+    kv = state_bytes(graph, shapes, shard, options)
     memory = plan_memory(graph, shapes, shard, chip, weights, options.kv_precision)
+    _check_address_space(graph, chip, options, weights, kv, memory.fixed_hbm_bytes, chips)
     lw = Lowerer(graph, chip, options, shapes, shard, weights, memory.sram, memory.hbm)
     lw.param_bufs, lw.output_bufs, lw.capacity = memory.param_bufs, memory.output_bufs, memory.capacity
     lw.program.regions.update(memory.regions)
@@ -79,7 +88,6 @@ def lower_graph_traced(graph: Graph, chip: ProgrammableChip, options: LoweringOp
     for node in graph.nodes():
         _lower_node(lw, node, static, memory.gathered_outputs)
     count = lw.em.finish()
-    kv = state_bytes(graph, shapes, shard, options)
     fits, reason = fits_report(weights, kv, lw.hbm.high_water, memory.io_bytes, chip)
     lw.program.meta.update({
         "target": chip.name, "graph": graph.name, "tensor_parallel": chips, "bindings": options.all_bindings(),
@@ -101,6 +109,42 @@ def lower_graph_traced(graph: Graph, chip: ProgrammableChip, options: LoweringOp
         "lowering_s": time.perf_counter() - started,
     })
     return lw.program, lw.em.accesses
+
+
+def _check_address_space(graph: Graph, chip: ProgrammableChip, options: LoweringOptions, weights: WeightPlan,
+                         kv: StateBytes, fixed_hbm_bytes: int, chips: int) -> None:
+    """Raise AddressSpaceError, before anything is emitted, when the HBM regions one chip needs
+    (weights, caches, I/O) end beyond what a 40-bit DMA address reaches: such a model fits no HBM
+    of today, and is reported as not fitting instead of failing deep inside a kernel."""
+    if fixed_hbm_bytes < HBM_ADDRESS_SPACE:
+        return
+    weights_hbm = weights.per_chip - (weights.sram_resident_bytes if weights.in_sram else 0)
+    rest = max(0, fixed_hbm_bytes - weights_hbm - kv.kv_per_chip - kv.state_per_chip)  # I/O, whole cache blocks
+    need = fixed_hbm_bytes
+    hbm = chip.memory.hbm_bytes
+    parts = [f"KV {_size(kv.kv_per_chip)}"] + ([f"state {_size(kv.state_per_chip)}"] if kv.state_per_chip else [])
+    parts.append(f"weights {_size(weights_hbm)}")
+    if rest >= 1e6:
+        parts.append(f"I/O and cache padding {_size(rest)}")
+    reason = (f"{' + '.join(parts)} = {_size(need)} exceeds {_size(hbm)} HBM by {_size(need - hbm)}; beyond "
+              f"the ISA's {HBM_ADDRESS_SPACE >> 40} TiB HBM address space, so the step was not simulated")
+    meta = {
+        "target": chip.name, "graph": graph.name, "tensor_parallel": chips, "bindings": options.all_bindings(),
+        "weights_in_sram": weights.in_sram,
+        "weight_bytes": {"per_chip": weights.per_chip, "total": weights.total},
+        "kv_bytes": {"per_chip": kv.kv_per_chip, "total": kv.kv_total},
+        "state_bytes": {"per_chip": kv.state_per_chip, "total": kv.state_total},
+        "hbm_capacity_bytes": hbm, "sram_capacity_bytes": chip.memory.sram_bytes,
+        "fits": False, "fits_reason": reason,
+    }
+    raise AddressSpaceError(f"{graph.name} on {chip.name}: {reason}", reason, meta)
+
+
+def _size(nbytes: float) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.2f} {unit}"
+    return f"{nbytes:.0f} B"
 
 
 def _lower_node(lw: Lowerer, node: Node, static: set[str], gathered_outputs: dict) -> None:
@@ -132,6 +176,7 @@ def _lower_node(lw: Lowerer, node: Node, static: set[str], gathered_outputs: dic
     for out in node.outputs:
         if out and out in lw.graph.outputs:
             _store_output(lw, out, gathered_outputs)
+            lw.release_later(out)  # stored: only its remaining consumers need the working copy
     lw.release_inputs(node)
 
 

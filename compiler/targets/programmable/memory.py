@@ -108,7 +108,8 @@ def plan_memory(graph: Graph, shapes: dict[str, tuple[int, ...]], shard: ShardPl
         io_bytes += regions[name].nbytes
     hbm_base = align(hbm_next, 1 << 12)
     sram = Arena("sram", sram_next, chip.memory.sram_bytes - sram_next)
-    hbm = Arena("hbm", hbm_base, HBM_ADDRESS_SPACE - hbm_base)
+    # regions past the 40-bit space cannot be addressed: the lowering reports that (AddressSpaceError)
+    hbm = Arena("hbm", hbm_base, max(0, HBM_ADDRESS_SPACE - hbm_base))
     return MemoryMap(sram, hbm, param_bufs, input_bufs, output_bufs, gathered, capacity, regions, hbm_next, io_bytes)
 
 

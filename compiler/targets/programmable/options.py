@@ -12,6 +12,17 @@ class LoweringError(ValueError):
     """The graph, options or chip cannot be lowered; the message names the node or field."""
 
 
+class AddressSpaceError(LoweringError):
+    """The memory plan needs more HBM than the ISA's 40-bit addresses reach: the program cannot be
+    emitted, but the model is still reported (fits = False, `fits_reason` names the sizes).
+    `meta` holds the program meta the lowering had computed (weight and KV bytes, ...)."""
+
+    def __init__(self, message: str, fits_reason: str, meta: Mapping | None = None) -> None:
+        super().__init__(message)
+        self.fits_reason = fits_reason
+        self.meta = dict(meta or {})
+
+
 @dataclass(frozen=True)
 class LoweringOptions:
     """`bindings` give every symbolic dim a size (e.g. {"batch": 1, "past_len": 131072});
