@@ -230,6 +230,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
+    except BrokenPipeError:  # e.g. `tessera sim ... | head`: the reader left, nothing to report
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (keep Python's exit flush quiet)
+        return 0
     except (CliError, *USER_ERRORS) as exc:
         if os.environ.get("TESSERA_DEBUG"):
             raise

@@ -24,7 +24,7 @@ from compiler.targets.programmable.emitter import Buf
 from compiler.targets.programmable.isa import DmaLoad, DmaStore, Gemm, Precision, Vector, VectorOp
 from compiler.targets.programmable.memory import whole_blocks
 from compiler.targets.programmable.options import LoweringError
-from compiler.targets.programmable.tiling import DMA_ROW_LIMIT, GEMM_DIM_LIMIT
+from compiler.targets.programmable.tiling import DMA_ROW_LIMIT, GEMM_DIM_LIMIT, choose_split
 from compiler.targets.programmable.vector import LENGTH_LIMIT, run_steps
 
 V = VectorOp
@@ -357,10 +357,12 @@ class _Kernel:
         lw.emit(DmaLoad(hbm_addr=k_src, sram_addr=bufs["K"].addr, rows=plan.heads * s.head_dim, row_bytes=width * e,
                         hbm_row_stride=plan.block * e), reads=[self.k_cache], writes=[bufs["K"]])
         group_rows = s.group * q_rows
+        qk_split, qk_ways = self.split(group_rows, width, s.head_dim)
         for h in range(plan.heads):
             lw.emit(Gemm(a_addr=self.q_addr(stream, h, q0), b_addr=bufs["K"].addr + h * s.head_dim * width * e,
                          c_addr=bufs["S"].addr + h * group_rows * width * 4, m=group_rows, n=width, k=s.head_dim,
-                         precision=self.precision, acc_precision=Precision.FP32),
+                         precision=self.precision, acc_precision=Precision.FP32,
+                         split=qk_split, subarray=h % qk_ways),
                     reads=[bufs.get("Q", self.q.buf), bufs["K"]], writes=[bufs["S"]])
         rows = plan.heads * group_rows
         if masked:
@@ -371,12 +373,20 @@ class _Kernel:
         v_src = self.v_cache.addr + index * self.v_block_bytes + head_offset * plan.block * s.v_dim * e
         lw.emit(DmaLoad(hbm_addr=v_src, sram_addr=bufs["V"].addr, rows=plan.heads, row_bytes=width * s.v_dim * e,
                         hbm_row_stride=plan.block * s.v_dim * e), reads=[self.v_cache], writes=[bufs["V"]])
+        pv_split, pv_ways = self.split(group_rows, s.v_dim, width)
         for h in range(plan.heads):
             lw.emit(Gemm(a_addr=bufs["P"].addr + h * group_rows * width * e,
                          b_addr=bufs["V"].addr + h * width * s.v_dim * e,
                          c_addr=bufs["O"].addr + h * group_rows * s.v_dim * 4, m=group_rows, n=s.v_dim, k=width,
-                         precision=self.precision, acc_precision=Precision.FP32, accumulate=True),
+                         precision=self.precision, acc_precision=Precision.FP32, accumulate=True,
+                         split=pv_split, subarray=h % pv_ways),
                     reads=[bufs["P"], bufs["V"], bufs["O"]], writes=[bufs["O"]])
+
+    def split(self, m: int, n: int, k: int) -> tuple[int, int]:
+        """Array split for the per-KV-head GEMMs of a block (skinny: m = query heads per group x
+        rows): chosen with the shared systolic cost model; heads go to sub-arrays round-robin."""
+        ways = choose_split(self.lw.chip, m, n, k, self.precision.label).ways
+        return ways.bit_length() - 1, ways
 
     def add_mask(self, rows: int, width: int) -> None:
         mask_buf = self.bufs["mask"]
