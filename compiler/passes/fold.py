@@ -23,6 +23,7 @@ from compiler.ir.ops import Op
 from compiler.ir.shapes import normalize
 from compiler.ir.tensor import Constant, TensorType
 from compiler.ops.registry import InferContext, OpDef, opdef
+from compiler.ops.shape import shape_value, size_value
 
 name = "fold-constants"
 
@@ -61,9 +62,9 @@ class GraphBuilder:
             return
         self.graph.add_node(node)
         if op == Op.SHAPE:
-            self._record(outputs[0], _shape_value(input_types[0], node))
+            self._record(outputs[0], shape_value(input_types[0], node))
         elif op == Op.SIZE:
-            self._record(outputs[0], np.array(input_types[0].numel, dtype=object))
+            self._record(outputs[0], size_value(input_types[0]))
 
     # ---- folding ----------------------------------------------------------------------------
     def _fold(self, node: Node, definition: OpDef, values: list[np.ndarray | None]) -> bool:
@@ -111,16 +112,6 @@ class GraphBuilder:
 
 
 _NEVER_FOLD = frozenset({Op.DROPOUT})
-
-
-def _shape_value(ttype: TensorType, node: Node) -> np.ndarray:
-    dims = list(ttype.shape)
-    rank = len(dims)
-    start = node.attr("start", 0)
-    end = node.attr("end", rank)
-    start = min(max(start + rank if start < 0 else start, 0), rank)
-    end = min(max(end + rank if end < 0 else end, 0), rank)
-    return np.array(dims[start:end], dtype=object).reshape(-1)
 
 
 def _concretize(array: np.ndarray, dtype: DType) -> np.ndarray | None:

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from simulator.hardware.programmable import PRECISION_BITS, PRECISIONS, ProgrammableChip, build_programmable
-from simulator.hardware.schema import HardwareError, list_presets, read_toml
+from simulator.hardware.programmable import PRECISION_BITS, PRECISIONS, ProgrammableChip
+from simulator.hardware.schema import HardwareError, build_description, list_presets, read_toml
 
-_BUILDERS = {"programmable": build_programmable}
+_KINDS: dict[str, type] = {"programmable": ProgrammableChip}
 
 
-def register_kind(kind: str, builder) -> None:
-    """Targets add their description kind here (the spatial target registers 'spatial')."""
-    _BUILDERS[kind] = builder
+def register_kind(kind: str, description_class: type) -> None:
+    """Targets add their description class here (the spatial target registers 'spatial')."""
+    _KINDS[kind] = description_class
 
 
 def load_hardware(name_or_path: str | Path):
@@ -20,10 +20,10 @@ def load_hardware(name_or_path: str | Path):
     _load_optional_kinds()
     data, path = read_toml(name_or_path)
     kind = data.get("kind")
-    if kind not in _BUILDERS:
+    if kind not in _KINDS:
         what = "missing field 'kind'" if kind is None else f"kind {kind!r} is not known"
-        raise HardwareError(f"{path}: {what}; one of: {', '.join(sorted(_BUILDERS))}")
-    return _BUILDERS[kind](data, path)
+        raise HardwareError(f"{path}: {what}; one of: {', '.join(sorted(_KINDS))}")
+    return build_description(_KINDS[kind], data, path)
 
 
 def _load_optional_kinds() -> None:

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from simulator.hardware.schema import HardwareError, assumptions, check_sources, doc, parse_section
+from simulator.hardware.schema import HardwareError, doc
 
 PRECISIONS = ("fp32", "bf16", "fp16", "fp8", "int8", "int4")
 PRECISION_BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4}
@@ -123,17 +122,3 @@ class ProgrammableChip:
     @property
     def sram_bytes_per_s(self) -> float:
         return self.memory.sram_bytes_per_cycle * self.clock_hz
-
-
-def build_programmable(data: Mapping[str, Any], path: Path) -> ProgrammableChip:
-    sources = data.get("sources", {})
-    body = {k: v for k, v in data.items() if k != "sources"}
-    chip = parse_section(ProgrammableChip, body, "")
-    checked = check_sources(sources, body, str(path))
-    return _with(chip, sources=checked, assumed=assumptions(checked, body))
-
-
-def _with(chip: ProgrammableChip, **changes: Any) -> ProgrammableChip:
-    import dataclasses
-
-    return dataclasses.replace(chip, **changes)

@@ -133,3 +133,13 @@ def assumptions(sources: Mapping[str, str], data: Mapping[str, Any]) -> dict[str
                 node = node[part]
             result[key] = {"value": node, "source": text}
     return result
+
+
+def build_description(cls: type[T], data: Mapping[str, Any], path: Path) -> T:
+    """A description of class `cls` from a TOML document: the body parsed and validated, the
+    `[sources]` citations checked against it, and the assumed values collected."""
+    sources = data.get("sources", {})
+    body = {k: v for k, v in data.items() if k != "sources"}
+    chip = parse_section(cls, body, "")
+    checked = check_sources(sources, body, str(path))
+    return dataclasses.replace(chip, sources=checked, assumed=assumptions(checked, body))

@@ -6,14 +6,12 @@ keeps hardware constants of its own. Importing this module registers the kind 's
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from simulator.hardware import register_kind
-from simulator.hardware.schema import HardwareError, assumptions, check_sources, doc, parse_section
+from simulator.hardware.schema import HardwareError, doc
 
 UM2_PER_MM2 = 1e6
 BITS_PER_MIB = 2**20  # one mebibit (Mib), the unit SRAM density is quoted in
@@ -149,12 +147,4 @@ class SpatialChip:
         return self.sram.sram_bytes - self.sram.adapter_bytes
 
 
-def build_spatial(data: Mapping[str, Any], path: Path) -> SpatialChip:
-    sources = data.get("sources", {})
-    body = {k: v for k, v in data.items() if k != "sources"}
-    chip = parse_section(SpatialChip, body, "")
-    checked = check_sources(sources, body, str(path))
-    return dataclasses.replace(chip, sources=checked, assumed=assumptions(checked, body))
-
-
-register_kind("spatial", build_spatial)
+register_kind("spatial", SpatialChip)

@@ -88,6 +88,14 @@ class Planner:
                 self.settle(value, None)
         self.set_outputs(node, None)
 
+    def split_axis_or_replicate(self, node: Node, source: str) -> int | None:
+        """The axis `source` is split along; when it is replicated, so are the node's outputs."""
+        axis = self.state(source)
+        if axis is None:
+            self.settle(source, None)
+            self.set_outputs(node, None)
+        return axis
+
     def set_outputs(self, node: Node, axis: int | None) -> None:
         for out in node.outputs:
             if out:
@@ -253,10 +261,8 @@ class Planner:
 
     def view(self, node: Node) -> None:
         source, out = node.inputs[0], node.outputs[0]
-        axis = self.state(source)
+        axis = self.split_axis_or_replicate(node, source)
         if axis is None:
-            self.settle(source, None)
-            self.set_outputs(node, None)
             return
         mapped = _map_reshape(self.shapes[source], self.shapes[out], axis, self.chips)
         if mapped is None:
@@ -274,10 +280,8 @@ class Planner:
 
     def expand(self, node: Node) -> None:
         source, out = node.inputs[0], node.outputs[0]
-        axis = self.state(source)
+        axis = self.split_axis_or_replicate(node, source)
         if axis is None:
-            self.settle(source, None)
-            self.set_outputs(node, None)
             return
         mapped = axis + len(self.shapes[out]) - len(self.shapes[source])
         if self.shapes[out][mapped] != self.shapes[source][axis]:
@@ -287,10 +291,8 @@ class Planner:
 
     def slice_like(self, node: Node) -> None:
         source = node.inputs[0]
-        axis = self.state(source)
+        axis = self.split_axis_or_replicate(node, source)
         if axis is None:
-            self.settle(source, None)
-            self.set_outputs(node, None)
             return
         extent = self.shapes[source][axis]
         pieces = [self.shapes[o][axis] for o in node.outputs if o]
@@ -322,10 +324,8 @@ class Planner:
 
     def reduction(self, node: Node) -> None:
         source = node.inputs[0]
-        axis = self.state(source)
+        axis = self.split_axis_or_replicate(node, source)
         if axis is None:
-            self.settle(source, None)
-            self.set_outputs(node, None)
             return
         rank = len(self.shapes[source])
         axes = _reduce_axes(self.graph, node, rank)
@@ -341,10 +341,8 @@ class Planner:
 
     def along_axis(self, node: Node) -> None:
         source = node.inputs[0]
-        axis = self.state(source)
+        axis = self.split_axis_or_replicate(node, source)
         if axis is None:
-            self.settle(source, None)
-            self.set_outputs(node, None)
             return
         rank = len(self.shapes[source])
         if node.op == Op.CUMSUM:
