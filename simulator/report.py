@@ -101,6 +101,9 @@ def format_report(report: SimReport) -> str:
         for kind, cost in sorted(r.per_layer.items(), key=lambda kv: -kv[1].time_s):
             lines.append(f"{kind:<16}{_time(cost.time_s):>14}{100 * cost.time_s / total:>7.1f}%"
                          f"{_bytes(cost.hbm_bytes):>14}")
+    if r.extra.get("notes"):
+        lines.append("")
+        lines += [f"note: {note}" for note in r.extra["notes"]]
     if r.assumptions:
         lines.append("")
         lines.append(f"{len(r.assumptions)} preset values are assumptions (see --json 'assumptions').")

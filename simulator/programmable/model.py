@@ -134,6 +134,8 @@ def simulate_model(graphs, chip: ProgrammableChip, options) -> SimReport:
         prefill_extra = {"source": "estimate: prompt_len x decode TPOT (no prefill graph)"}
         notes.append("TTFT estimated as prompt_len x TPOT: the model has no prefill graph")
 
+    notes.extend(_stand_in_notes(decode_program, "decode"))
+    notes.extend(_stand_in_notes(prefill_program, "prefill"))
     fits = bool(meta.get("fits", True))
     fits_reason = str(meta.get("fits_reason", "fits (the lowering gave no reason)"))
     step_hbm = decode.totals["hbm_bytes"] * chips
@@ -183,6 +185,24 @@ def _beyond_address_space(error: Exception) -> bool:
     except ImportError:
         return False
     return isinstance(error, AddressSpaceError)
+
+
+def _stand_in_notes(program, step: str) -> list[str]:
+    """Say where the timing rests on stand-ins: ops the ISA has no instruction for (timed as an
+    instruction of the same cost class) and attention the recognizer did not fuse (lowered as
+    generic GEMMs that materialize the scores)."""
+    if program is None:
+        return []
+    notes = []
+    for what, nodes in program.meta.get("isa_gaps", {}).items():
+        nodes = list(dict.fromkeys(nodes))
+        notes.append(f"{step}: no ISA instruction for {what}; timed with a same-cost stand-in "
+                     f"(nodes: {', '.join(nodes[:3])}{', ...' if len(nodes) > 3 else ''})")
+    unrecognized = program.meta.get("unrecognized", [])
+    if unrecognized:
+        notes.append(f"{step}: {len(unrecognized)} activation x activation matmuls outside recognized attention, "
+                     "lowered as generic GEMMs")
+    return notes
 
 
 def _not_simulated(graphs, chip: ProgrammableChip, options, error, notes: list[str]) -> SimReport:

@@ -107,3 +107,14 @@ def test_missing_lowering_is_a_clear_error(monkeypatch, matx):
 def test_progress_bar_runs(fake_lowering, matx):
     report = simulate_programmable(graphs(), matx, SimOptions(progress=True))
     assert report.tpot_s > 0
+
+
+def test_stand_in_timings_are_reported():
+    """Ops timed with a same-cost stand-in (no ISA instruction) are named in the report, never silent."""
+    from simulator.api import simulate
+
+    report = simulate("tiny-llama", "h100-sxm", SimOptions(context=16, prompt_len=8))
+    notes = report.extra["notes"]
+    assert any("no ISA instruction for COS/SIN" in n and "Cos" in n for n in notes)
+    assert any(n.startswith("prefill:") for n in notes)
+    assert "note: decode: no ISA instruction" in format_report(report)
