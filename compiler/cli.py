@@ -95,8 +95,7 @@ def _group_per_layer(values: dict[str, str]) -> list[tuple[str, str]]:
     """Collapse per-layer values (`past_key_values.7.key`) into one line with a count."""
     groups: dict[tuple[str, str], list[str]] = {}
     for name, ttype in values.items():
-        groups.setdefault((re.sub(r"\.\d+\.|\.\d+$", lambda m: m.group(0).replace(
-            m.group(0).strip("."), "{i}"), name), ttype), []).append(name)
+        groups.setdefault((re.sub(r"\.\d+(?=\.|$)", ".{i}", name), ttype), []).append(name)
     rows = []
     for (pattern, ttype), names in groups.items():
         rows.append((names[0] if len(names) == 1 else f"{pattern} (x{len(names)})", ttype))

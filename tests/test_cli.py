@@ -91,3 +91,10 @@ def test_console_script_exits_nonzero_without_traceback(tmp_path):
     proc = subprocess.run([exe, "inspect", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.startswith("tessera: error: ") and "Traceback" not in proc.stderr
+
+
+def test_inspect_table_groups_per_layer_values(capsys):
+    assert main(["inspect", "tiny-llama"]) == 0
+    out = capsys.readouterr().out
+    assert "past_key_values.{i}.key (x2): float32[batch,2,past_len,16]" in out
+    assert "present.{i}.value (x2)" in out and "past_key_values.0.key" not in out
