@@ -1,1 +1,3 @@
 """Amaranth RTL generators."""
+
+__version__ = "1"
