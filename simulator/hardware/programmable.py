@@ -31,6 +31,8 @@ class VectorConfig:
     lanes: int = doc("vector lanes per chip")
     ops_per_lane_per_cycle: int = doc("elementwise ops (add, mul, max, shift) per lane per cycle")
     transcendentals_per_lane_per_cycle: float = doc("exp / rsqrt / reciprocal per lane per cycle")
+    pipeline_latency_cycles: int = doc("cycles one instruction adds to its throughput: operand reads, pipeline "
+                                       "stages and the last write (0: not modelled)", positive=False, default=0)
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,14 @@ class MemoryConfig:
     hbm_bytes_per_s: float = doc("peak HBM bandwidth per chip")
     hbm_latency_s: float = doc("latency of one DMA burst from HBM to SRAM")
     dma_channels: int = doc("DMA engines that can move data concurrently (they share hbm_bytes_per_s)")
+    dma_setup_cycles: int = doc("cycles a DMA instruction spends in its engine before its first request reaches "
+                                "memory (address generation; 0 = none)", positive=False, default=0)
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    issue_cycles: int = doc("cycles between two issues from one queue; a zero-size instruction (fence) takes "
+                            "this long to pass on its signals (0 = ideal issue)", positive=False, default=0)
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,8 @@ class ProgrammableChip:
     memory: MemoryConfig = doc("SRAM and HBM")
     links: LinkConfig = doc("chip-to-chip links")
     energy: EnergyConfig = doc("energy per operation")
+    control: ControlConfig = field(default_factory=ControlConfig,
+                                   metadata={"doc": "instruction issue (optional section)", "positive": True})
     isa_subset: str = doc("'full', or 'integer' (int8 GEMM, int32 vector, DMA) for small RTL builds",
                           default="full")
     kind: str = doc("target kind", default="programmable")

@@ -9,6 +9,9 @@ its resource is free:
   * GEMM: its sub-array on enough arrays, and no SRAM hazard with GEMMs still running
     (gemm_unit.py); independent GEMMs overlap;
   * VECTOR, LINK: the previous instruction of the queue has completed.
+With `control.issue_cycles` = c > 0 (the RTL core's rule, 1 there), a queue issues at most one
+instruction every c cycles and a fence passes its signals on c cycles after it issues; with 0
+(the default) issue is free and a queue may issue several instructions at one instant.
 Completion increments the instruction's `signal` semaphores. Queues with several outstanding
 instructions (DMA, GEMM) retire them in order, so a signal never overtakes an earlier one of the
 same queue: "signal at completion" then means what a compiler reading program order expects.
@@ -49,8 +52,18 @@ class Op:
         self.gemm: tuple | None = None     # GEMM: (arrays claimed, operand ranges)
 
 
+class Wake:
+    """A heap entry that only wakes a queue whose issue spacing (control.issue_cycles) has passed."""
+
+    __slots__ = ("queue",)
+
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+
+
 class Queue:
-    __slots__ = ("index", "bit", "engine", "segments", "seg", "it", "pos", "inflight", "running", "loop_seg")
+    __slots__ = ("index", "bit", "engine", "segments", "seg", "it", "pos", "inflight", "running", "loop_seg",
+                 "next_issue_s", "wake_pending")
 
     def __init__(self, index: int, engine: Engine, segments: list[Segment]) -> None:
         self.index, self.engine, self.segments = index, engine, segments
@@ -60,6 +73,8 @@ class Queue:
         self.running = 0
         # LOOP pc -> index of this queue's segment for that loop
         self.loop_seg = {s.loop_pc: i for i, s in enumerate(segments) if s.loop_pc >= 0}
+        self.next_issue_s = 0.0          # issue spacing (control.issue_cycles)
+        self.wake_pending = False
 
     @property
     def finished(self) -> bool:
@@ -83,6 +98,7 @@ class EventEngine:
         self.bw = SharedBandwidth(chip.memory.hbm_bytes_per_s)
         self.dma_free = chip.memory.dma_channels
         self.gemm_unit = GemmUnit(chip.systolic.arrays_per_chip, plan.max_ways)
+        self.issue_s = chip.control.issue_cycles / chip.clock_hz
         self.counters = Counters(plan)
         self.acc = self.counters.values
         self.tag_active: dict[int, int] = {}
@@ -114,8 +130,14 @@ class EventEngine:
                     break
                 raise DeadlockError(self.describe_deadlock())
             self._advance(t)
-            while heap and heap[0][0] <= t:
+            # events that float rounding puts a few ulps apart happen at the same instant
+            same = t + abs(t) * _SAME_INSTANT
+            while heap and heap[0][0] <= same:
                 op = heapq.heappop(heap)[2]
+                if op.__class__ is Wake:
+                    op.queue.wake_pending = False
+                    self.dirty |= op.queue.bit
+                    continue
                 if op.cost.is_dma and not op.data_phase and not op.cost.fence:
                     op.data_phase = True
                     bw.add(op, op.cost.nbytes, t)
@@ -147,6 +169,9 @@ class EventEngine:
                         blocked = True
                 if blocked:
                     break
+                if self.issue_s and self.now < q.next_issue_s - self.issue_s * _SAME_INSTANT_CYCLE:
+                    self._wake(q)
+                    break
                 if c.fence:
                     pass
                 elif c.is_dma:
@@ -161,6 +186,7 @@ class EventEngine:
                     break
                 for s in c.waits:
                     sems[s] -= 1
+                q.next_issue_s = self.now + self.issue_s
                 op = self._start(q, c)
                 if c.slices:
                     op.gemm = claim
@@ -174,6 +200,12 @@ class EventEngine:
                         q.seg += 1
                     elif segment.pacer:
                         self.checkpoint_queue = q
+
+    def _wake(self, q: Queue) -> None:
+        if not q.wake_pending:
+            q.wake_pending = True
+            self.seq += 1
+            heapq.heappush(self.heap, (q.next_issue_s, self.seq, Wake(q)))
 
     def _start(self, q: Queue, c: OpCost) -> Op:
         now = self.now
@@ -266,6 +298,8 @@ class EventEngine:
 
 
 QUEUE_INDEX = {engine: i for i, engine in enumerate(QUEUE_ENGINES)}
+_SAME_INSTANT = 1e-12          # relative: events closer than this are simultaneous
+_SAME_INSTANT_CYCLE = 1e-6     # of an issue spacing
 ALL_QUEUES = (1 << len(QUEUE_ENGINES)) - 1
 DMA_BITS = (1 << QUEUE_INDEX[Engine.LOAD]) | (1 << QUEUE_INDEX[Engine.STORE])
 

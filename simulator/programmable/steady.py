@@ -72,7 +72,8 @@ class LoopDetector:
         parts: list = [tuple(eng.sems), eng.gemm_unit.state()]
         for q in eng.queues:
             loop_seg = q.loop_seg.get(loop_pc, -1)
-            parts.append((q.seg, q.it - ref if q.seg == loop_seg else q.it, q.pos))
+            parts.append((q.seg, q.it - ref if q.seg == loop_seg else q.it, q.pos,
+                          round(max(q.next_issue_s - now, 0.0) * _TIME_QUANTUM)))
             for op in q.inflight:
                 it = op.it - ref if op.seg == loop_seg else op.it
                 if op.done:
@@ -97,6 +98,7 @@ class LoopDetector:
         eng.dirty = (1 << len(eng.queues)) - 1
         for q in eng.queues:
             loop_seg = q.loop_seg.get(loop_pc, -1)
+            q.next_issue_s += shift_s
             if q.seg == loop_seg:
                 if eng.schedule is not None:
                     eng._record(q.index, -1 - loop_pc, q.it, start, eng.now, shift_it)

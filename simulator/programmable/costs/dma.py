@@ -9,6 +9,17 @@ enforces that).
 
 Alone:     time = hbm_latency_s + bytes / hbm_bytes_per_s
 Roofline:  bytes / hbm_bytes_per_s
+
+Before that, a DMA instruction spends `memory.dma_setup_cycles` in its engine (default 0): the
+cycle(s) between the queue issuing it and its first request reaching memory. The RTL DMA engine
+(rtl/programmable/dma.py) registers its first request, a store must read the scratchpad before
+it can write, so matx-tiny sets 1 (measured on the RTL). The engine charges the setup together
+with the latency (`request_latency_s`); neither uses bandwidth.
+
+The external port of the RTL moves `hbm_bytes_per_s / clock_hz` bytes per cycle, one aligned beat
+per request, with requests pipelined across rows: a strided transfer pays no per-row cost there,
+so rows do not appear in the model (rtl/programmable/check.py refuses transfers whose rows or
+addresses are not whole beats).
 """
 
 from __future__ import annotations
@@ -22,8 +33,19 @@ _DONE_BYTES = 1e-6
 
 
 def transfer_time_s(chip: ProgrammableChip, nbytes: float, concurrent: int = 1) -> float:
-    """A transfer that shares the bandwidth with `concurrent - 1` others for its whole data phase."""
+    """A transfer that shares the bandwidth with `concurrent - 1` others for its whole data phase
+    (from its first request; `dma_time_s` adds the engine's setup)."""
     return chip.memory.hbm_latency_s + nbytes * concurrent / chip.memory.hbm_bytes_per_s
+
+
+def request_latency_s(chip: ProgrammableChip) -> float:
+    """From issue to the first byte moving: the DMA engine's setup, then the memory's latency."""
+    return chip.memory.dma_setup_cycles / chip.clock_hz + chip.memory.hbm_latency_s
+
+
+def dma_time_s(chip: ProgrammableChip, nbytes: float) -> float:
+    """One DMA instruction alone, from issue to its last byte."""
+    return request_latency_s(chip) + nbytes / chip.memory.hbm_bytes_per_s
 
 
 def transfer_roofline_s(chip: ProgrammableChip, nbytes: float) -> float:

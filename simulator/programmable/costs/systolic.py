@@ -19,13 +19,18 @@ Schedule (weight-stationary, double-buffered weights):
   * streaming the m rows of A through a loaded tile takes m cycles;
   * weights are double-buffered: the next tile loads while the current one streams, so a tile
     costs max(R, m) in steady state; only the first load is exposed;
+  * the last tile loads nothing behind it, so it costs its m rows only;
   * after the last row enters, results leave after the pipeline skew, R + C cycles.
 Tiles are distributed over the `arrays_per_chip` arrays; each array runs
 T = ceil(tiles / arrays_per_chip) tiles back to back:
 
     tiles  = ceil(k / (R * p)) * ceil(n / C)
     T      = ceil(tiles / arrays_per_chip)
-    cycles = R + T * max(R, m) + (R + C)
+    cycles = R + (T - 1) * max(R, m) + m + (R + C)
+
+rtl/programmable/gemm_unit.py runs this schedule (the SRAM read of a row and the write of its
+result fall inside the drain R + C) and its testbench checks the count cycle for cycle. Until
+the RTL check, the last tile was charged max(R, m) too: R - m cycles too many when m < R.
 
 Roofline: the MACs over the PEs this instruction occupies,
     ceil(m * n * k / (arrays_per_chip * R * C * p)),
@@ -80,7 +85,7 @@ def gemm_cycles(chip: ProgrammableChip, m: int, n: int, k: int, precision: str, 
     sa = sub_array(chip, split, precision)
     tiles_per_array = _ceil_div(gemm_tiles(sa, n, k), sa.arrays)
     fill, drain = sa.rows, sa.rows + sa.cols
-    return fill + tiles_per_array * max(sa.rows, m) + drain
+    return fill + (tiles_per_array - 1) * max(sa.rows, m) + m + drain
 
 
 def gemm_roofline_cycles(chip: ProgrammableChip, m: int, n: int, k: int, precision: str, split: int = 0) -> int:

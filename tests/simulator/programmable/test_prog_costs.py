@@ -14,10 +14,10 @@ from simulator.programmable.costs.energy import EnergyCounts, energy_breakdown_j
 
 @pytest.mark.parametrize(("m", "n", "k", "split", "cycles"), [
     (8, 8, 8, 0, 8 + 1 * 8 + 16),          # one tile: fill 8, stream 8, drain 8 + 8
-    (3, 20, 10, 0, 8 + 6 * 8 + 16),        # 2 x 3 tiles, m < R so each costs R = 8
-    (3, 20, 10, 1, 4 + 9 * 4 + 12),        # split 2 ways: R = 4, 3 x 3 tiles
+    (3, 20, 10, 0, 8 + 5 * 8 + 3 + 16),    # 2 x 3 tiles, m < R so each costs R = 8, the last m = 3
+    (3, 20, 10, 1, 4 + 8 * 4 + 3 + 12),    # split 2 ways: R = 4, 3 x 3 tiles
     (100, 8, 8, 0, 8 + 100 + 16),          # m > R: streaming hides the weight loads
-    (1, 1, 1, 0, 8 + 8 + 16),
+    (1, 1, 1, 0, 8 + 1 + 16),
 ])
 def test_systolic_cycles_by_hand_tiny(tiny, m, n, k, split, cycles):
     assert systolic.gemm_cycles(tiny, m, n, k, "int8", split) == cycles
@@ -25,9 +25,9 @@ def test_systolic_cycles_by_hand_tiny(tiny, m, n, k, split, cycles):
 
 def test_systolic_cycles_by_hand_matx(matx):
     # 256x256 arrays, 4 per chip; split 8 ways -> R = 32. bf16: 128 x 16 tiles over 4 arrays.
-    assert systolic.gemm_cycles(matx, 1, 4096, 4096, "bf16", 3) == 32 + 512 * 32 + (32 + 256)
+    assert systolic.gemm_cycles(matx, 1, 4096, 4096, "bf16", 3) == 32 + 511 * 32 + 1 + (32 + 256)
     # int8 packs two weights per PE: tile K depth 64 -> half the tiles.
-    assert systolic.gemm_cycles(matx, 1, 4096, 4096, "int8", 3) == 32 + 256 * 32 + (32 + 256)
+    assert systolic.gemm_cycles(matx, 1, 4096, 4096, "int8", 3) == 32 + 255 * 32 + 1 + (32 + 256)
     # prefill-sized: m = 4096 streams dominate; roofline within 1%.
     cycles = systolic.gemm_cycles(matx, 4096, 4096, 4096, "bf16", 0)
     assert cycles == 256 + 64 * 4096 + 512
