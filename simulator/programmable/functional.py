@@ -15,6 +15,10 @@ Semantics (little-endian, row-major, addresses in bytes; in loop iteration i eve
                         (two's-complement wrap-around, like the RTL's adders); float operands
                         (fp8, bf16, fp16, fp32) multiply and accumulate in float32 and store
                         C in `acc_precision`.
+  GEMM_STRIDED          the same product on row-pitched operands: A[i, j] is element i * lda + j
+                        from a_addr, B[i, j] element i * ldb + j from b_addr, C[i, j] element
+                        i * ldc + j from c_addr; elements of C between its rows are untouched.
+                        With transpose_b, B[i, j] is element j * ldb + i.
   VECTOR on int32       COPY, ADD, SUB, MUL wrap modulo 2**32; MAX; SHIFT is an arithmetic right
                         shift by `shift` (floor division by 2**shift); REDUCE_SUM (wraps) and
                         REDUCE_MAX reduce each row of `row_len` elements to one;
@@ -23,8 +27,27 @@ Semantics (little-endian, row-major, addresses in bytes; in loop iteration i eve
                         |a * imm| < 2**63), and ties round towards +infinity for negative values
                         too: -2.5 -> -2, -3.5 -> -3, 2.5 -> 3. With shift = 0 it is clamp(a * imm).
   VECTOR on floats      computed in float32 and stored in `precision`: COPY, ADD, SUB, MUL, MAX,
-                        EXP, RSQRT, RECIPROCAL, SILU (x / (1 + exp(-x))), REDUCE_SUM, REDUCE_MAX.
+                        MIN, NEG, ABS, EXP, LOG, SIN, COS, RSQRT, RECIPROCAL, SILU (x / (1 + exp(-x))),
+                        REDUCE_SUM, REDUCE_MAX; ADD_IMM, MUL_IMM, MAX_IMM, MIN_IMM use float32(imm bits)
+                        as b; FILL writes float32(imm bits); CONVERT reads src_a as Precision(imm)
+                        (int32, int64 or a float) and writes `precision`; CMP_EQ, CMP_LT (a < b),
+                        CMP_LE write 1.0 / 0.0; SELECT: dst = b where a != 0, dst unchanged elsewhere.
+  VECTOR_2D             the same float ops over rows x cols: element (r, c) reads
+                        a[r * a_row_stride + c * a_col_step], b[r * b_row_stride + c * b_col_step]
+                        (element offsets from src_a / src_b) and writes dst[r * dst_row_stride + c];
+                        reductions write dst[r * dst_row_stride]. Elements are read before any is
+                        written (an in-place op sees its inputs as they were).
+  DMA_GATHER            row r copies row_bytes from HBM hbm_addr + index[r] * hbm_row_stride to SRAM
+                        sram_addr + r * row_bytes; index[] is int32 (int64 with index_int64) in SRAM
+                        at index_addr; an index outside HBM is an error, never a clamp.
   COLLECTIVE            one chip only here (chips = 1 is a no-op).
+
+Float programs. A program lowered from a float graph runs here when every op it needs has an
+instruction: run_functional refuses (naming them) a program whose meta lists `isa_gaps` (ops
+timed by stand-ins) or `not_value_exact` (what the lowering knows it computes only for timing).
+In float32 the results match the IR interpreter to rounding: tests hold the tiny models'
+logits and caches to max |diff| <= 1e-4 * max |reference| (summation order differs: tiled
+GEMMs, online softmax over cache blocks, rsqrt then multiply instead of divide).
 """
 
 from __future__ import annotations
@@ -36,22 +59,28 @@ import numpy as np
 
 from compiler.targets.programmable.isa import (
     Collective,
+    DmaGather,
     DmaLoad,
     DmaStore,
     Gemm,
+    GemmStrided,
     Instruction,
     Precision,
     Vector,
+    Vector2D,
     VectorOp,
+    bits_f32,
 )
 from compiler.targets.programmable.program import Program
 from simulator.hardware.programmable import ProgrammableChip
+from simulator.programmable.costs.vector import BINARY_OPS, REDUCTIONS
 from simulator.programmable.plan import QUEUE_ENGINES, Plan
 from simulator.programmable.validate import ProgramError, where
 
 DTYPES: dict[Precision, np.dtype] = {
     Precision.INT8: np.dtype("i1"),
     Precision.INT32: np.dtype("<i4"),
+    Precision.INT64: np.dtype("<i8"),
     Precision.FP32: np.dtype("<f4"),
     Precision.FP16: np.dtype("<f2"),
     Precision.BF16: np.dtype(ml_dtypes.bfloat16),
@@ -77,6 +106,14 @@ def requantize(acc: np.ndarray, imm: int, shift: int) -> np.ndarray:
         # floor(p / 2**s + 1/2) = ((p >> (s - 1)) + 1) >> 1, with no overflow for any s <= 63.
         product = ((product >> np.int64(shift - 1)) + 1) >> np.int64(1)
     return np.clip(product, -128, 127).astype(np.int8)
+
+
+def gemm_int8(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, accumulate: bool = False) -> np.ndarray:
+    """int8 [m, k] @ int8 [k, n], exact, (+ c when accumulating), wrapped to int32 like the RTL's adders."""
+    result = a.astype(np.int64) @ b.astype(np.int64)
+    if accumulate:
+        result += c.reshape(result.shape)
+    return result.astype(np.int32)
 
 
 class Machine:
@@ -113,6 +150,10 @@ class Machine:
         ctx = where(pc, ins) + (f", iteration {it}" if it else "")
         if isinstance(ins, DmaLoad):     # DmaStore too
             self._dma(ins, it, ctx)
+        elif isinstance(ins, DmaGather):
+            self._gather(ins, ctx)
+        elif isinstance(ins, Vector2D):
+            self._vector_2d(ins, it, ctx)
         elif isinstance(ins, Gemm):
             self._gemm(ins, it, ctx)
         elif isinstance(ins, Vector):
@@ -137,34 +178,92 @@ class Machine:
             for r, span in enumerate(rows):
                 sram[r] = self.hbm[span]
 
+    def _gather(self, ins: DmaGather, ctx: str) -> None:
+        index_precision = Precision.INT64 if ins.index_int64 else Precision.INT32
+        index = self._array("index_addr", ins.index_addr, ins.rows, index_precision, ctx).astype(np.int64)
+        sram = self._span(self.sram, "sram_addr", ins.sram_addr, ins.nbytes, ctx).reshape(ins.rows, ins.row_bytes)
+        starts = ins.hbm_addr + index * ins.hbm_row_stride
+        bad = (starts < 0) | (starts + ins.row_bytes > len(self.hbm))
+        if bad.any():
+            r = int(np.argmax(bad))
+            raise ProgramError(f"{ctx}: index[{r}] = {int(index[r])} reads HBM bytes {int(starts[r]):,}.."
+                               f"{int(starts[r]) + ins.row_bytes:,}, outside the {len(self.hbm):,}-byte memory")
+        sram[:] = self.hbm[starts[:, None] + np.arange(ins.row_bytes)[None, :]]
+
+    def _vector_2d(self, ins: Vector2D, it: int, ctx: str) -> None:
+        step = it * ins.loop_stride
+        dtype = DTYPES.get(ins.precision)
+        if ins.precision not in (Precision.FP32, Precision.FP16, Precision.BF16):
+            raise ProgramError(f"{ctx}: VECTOR_2D runs on floats (fp32, fp16, bf16), not {ins.precision.label}")
+        if ins.op in _IMMEDIATE:
+            raise ProgramError(f"{ctx}: {ins.op.name} takes an immediate; VECTOR_2D has none (use VECTOR)")
+        rows, cols = np.arange(ins.rows, dtype=np.int64), np.arange(ins.cols, dtype=np.int64)
+
+        def grid(name: str, base: int, row_stride: int, col_step: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+            offsets = rows[:, None] * row_stride + cols[None, :width] * col_step
+            count = int(offsets.max()) + 1 if offsets.size else 0
+            return self._array(name, base, count, ins.precision, ctx), offsets
+
+        a_mem, a_idx = grid("src_a", ins.src_a + step, ins.a_row_stride, ins.a_col_step, ins.cols)
+        a = a_mem[a_idx]
+        b = None
+        if ins.op in BINARY_OPS:
+            b_base = ins.src_b + (0 if ins.b_fixed else step)
+            b_mem, b_idx = grid("src_b", b_base, ins.b_row_stride, ins.b_col_step, ins.cols)
+            b = b_mem[b_idx]
+        reduce = ins.op in REDUCTIONS
+        d_mem, d_idx = grid("dst", ins.dst + step, ins.dst_row_stride, 1, 1 if reduce else ins.cols)
+        old = d_mem[d_idx] if ins.op is VectorOp.SELECT else None
+        shaped = Vector(op=ins.op, precision=ins.precision, length=ins.rows * ins.cols, row_len=max(ins.cols, 1))
+        result = _float_vector(ins.op, a.reshape(-1), None if b is None else b.reshape(-1), shaped, ctx,
+                               None if old is None else old.reshape(-1))
+        d_mem[d_idx] = result.astype(dtype).reshape(d_idx.shape)
+
+    def _matrix(self, name: str, addr: int, rows: int, cols: int, pitch: int, precision: Precision,
+                ctx: str) -> np.ndarray:
+        """A [rows, cols] view of SRAM whose rows start `pitch` elements apart (writable)."""
+        count = (rows - 1) * pitch + cols if rows and cols else 0
+        flat = self._array(name, addr, count, precision, ctx)
+        if pitch == cols:
+            return flat.reshape(rows, cols)
+        return np.lib.stride_tricks.as_strided(flat, shape=(rows, cols),
+                                               strides=(pitch * flat.itemsize, flat.itemsize))
+
     def _gemm(self, ins: Gemm, it: int, ctx: str) -> None:
-        a = self._array("a_addr", ins.a_addr + it * ins.a_loop_stride, ins.m * ins.k, ins.precision, ctx)
-        b = self._array("b_addr", ins.b_addr + it * ins.b_loop_stride, ins.k * ins.n, ins.precision, ctx)
-        c = self._array("c_addr", ins.c_addr + it * ins.c_loop_stride, ins.m * ins.n, ins.acc_precision, ctx)
-        a, b = a.reshape(ins.m, ins.k), b.reshape(ins.k, ins.n)
+        if isinstance(ins, GemmStrided):
+            lda, ldb, ldc = ins.lda, ins.ldb, ins.ldc
+        else:
+            lda, ldb, ldc = ins.k, ins.n, ins.n
+        a = self._matrix("a_addr", ins.a_addr + it * ins.a_loop_stride, ins.m, ins.k, lda, ins.precision, ctx)
+        if isinstance(ins, GemmStrided) and ins.transpose_b:
+            b = self._matrix("b_addr", ins.b_addr, ins.n, ins.k, ldb, ins.precision, ctx).T
+        else:
+            b = self._matrix("b_addr", ins.b_addr + it * ins.b_loop_stride, ins.k, ins.n, ldb, ins.precision, ctx)
+        c = self._matrix("c_addr", ins.c_addr + it * ins.c_loop_stride, ins.m, ins.n, ldc, ins.acc_precision, ctx)
         if ins.precision == Precision.INT8:
             if ins.acc_precision != Precision.INT32:
                 raise ProgramError(f"{ctx}: int8 GEMM accumulates in int32, not {ins.acc_precision.label}")
-            result = a.astype(np.int64) @ b.astype(np.int64)
-            if ins.accumulate:
-                result += c.reshape(ins.m, ins.n)
-            c[:] = result.astype(np.int32).reshape(-1)        # wraps modulo 2**32
+            c[:] = gemm_int8(a, b, c, ins.accumulate)
         else:
             result = a.astype(np.float32) @ b.astype(np.float32)
             if ins.accumulate:
-                result += c.reshape(ins.m, ins.n).astype(np.float32)
-            c[:] = result.astype(c.dtype).reshape(-1)
+                result += c.astype(np.float32)
+            c[:] = result.astype(c.dtype)
 
     def _vector(self, ins: Vector, it: int, ctx: str) -> None:
         step = it * ins.loop_stride
         op = ins.op
-        a = self._array("src_a", ins.src_a + step, ins.length, ins.precision, ctx)
+        source = Precision(ins.imm) if op is VectorOp.CONVERT and ins.imm in Precision._value2member_map_ else None
+        if op is VectorOp.CONVERT and source is None:
+            raise ProgramError(f"{ctx}: CONVERT source precision imm = {ins.imm} is not a Precision")
+        a = self._array("src_a", ins.src_a + step, ins.length, source or ins.precision, ctx)
         b = (self._array("src_b", ins.src_b + step, ins.length, ins.precision, ctx)
-             if op in (VectorOp.ADD, VectorOp.SUB, VectorOp.MUL, VectorOp.MAX) else None)
-        if ins.precision == Precision.INT32:
+             if op in BINARY_OPS else None)
+        old = self._array("dst", ins.dst + step, ins.length, ins.precision, ctx) if op is VectorOp.SELECT else None
+        if ins.precision == Precision.INT32 and op is not VectorOp.CONVERT:
             result = _int_vector(op, a, b, ins, ctx)
         elif ins.precision in (Precision.FP32, Precision.FP16, Precision.BF16):
-            result = _float_vector(op, a, b, ins, ctx).astype(a.dtype)
+            result = _float_vector(op, a, b, ins, ctx, old).astype(DTYPES[ins.precision])
         else:
             raise ProgramError(f"{ctx}: vector ops run on int32 or floats, not {ins.precision.label}")
         dst = self._span(self.sram, "dst", ins.dst + step, result.nbytes, ctx)
@@ -195,10 +294,31 @@ def _int_vector(op: VectorOp, a: np.ndarray, b: np.ndarray | None, ins: Vector, 
                        "REDUCE_SUM REDUCE_MAX")
 
 
-def _float_vector(op: VectorOp, a: np.ndarray, b: np.ndarray | None, ins: Vector, ctx: str) -> np.ndarray:
+_IMMEDIATE = frozenset({VectorOp.ADD_IMM, VectorOp.MUL_IMM, VectorOp.MAX_IMM, VectorOp.MIN_IMM, VectorOp.FILL})
+
+
+def _float_vector(op: VectorOp, a: np.ndarray, b: np.ndarray | None, ins: Vector, ctx: str,
+                  old: np.ndarray | None = None) -> np.ndarray:
     x = a.astype(np.float32)
     y = None if b is None else b.astype(np.float32)
+    imm = np.float32(bits_f32(ins.imm)) if op in _IMMEDIATE else None
     table = {
+        VectorOp.MIN: lambda: np.minimum(x, y),
+        VectorOp.NEG: lambda: -x,
+        VectorOp.ABS: lambda: np.abs(x),
+        VectorOp.LOG: lambda: np.log(x),
+        VectorOp.SIN: lambda: np.sin(x),
+        VectorOp.COS: lambda: np.cos(x),
+        VectorOp.ADD_IMM: lambda: x + imm,
+        VectorOp.MUL_IMM: lambda: x * imm,
+        VectorOp.MAX_IMM: lambda: np.maximum(x, imm),
+        VectorOp.MIN_IMM: lambda: np.minimum(x, imm),
+        VectorOp.FILL: lambda: np.full_like(x, imm),
+        VectorOp.CONVERT: lambda: a.astype(np.float32),
+        VectorOp.CMP_EQ: lambda: (x == y).astype(np.float32),
+        VectorOp.CMP_LT: lambda: (x < y).astype(np.float32),
+        VectorOp.CMP_LE: lambda: (x <= y).astype(np.float32),
+        VectorOp.SELECT: lambda: np.where(x != 0, y, old.astype(np.float32)),
         VectorOp.COPY: lambda: x,
         VectorOp.ADD: lambda: x + y,
         VectorOp.SUB: lambda: x - y,
@@ -217,9 +337,24 @@ def _float_vector(op: VectorOp, a: np.ndarray, b: np.ndarray | None, ins: Vector
         return np.asarray(table[op](), dtype=np.float32)
 
 
+def refuse_inexact(program: Program) -> None:
+    """ProgramError naming each op a stand-in times, and what else the lowering left inexact."""
+    gaps = program.meta.get("isa_gaps") or {}
+    inexact = program.meta.get("not_value_exact") or []
+    if not gaps and not inexact:
+        return
+    parts = [f"{what} (nodes {', '.join(nodes) or '?'})" for what, nodes in gaps.items()]
+    parts += list(inexact)
+    raise ProgramError(f"{program.meta.get('graph', 'program')}: functional mode refuses a program whose values "
+                       f"would be wrong: ISA gaps timed by stand-ins / not value-exact: {'; '.join(parts)}")
+
+
 def run_functional(program: Program, chip: ProgrammableChip, hbm: np.ndarray | bytes | bytearray | int,
                    sram: np.ndarray | None = None) -> FunctionalResult:
-    """Execute `program` on `hbm` (modified in place when it is a uint8 array) and a zeroed SRAM."""
+    """Execute `program` on `hbm` (modified in place when it is a uint8 array) and a zeroed SRAM.
+
+    Refuses a program whose meta says its values would be wrong (see the module docstring)."""
+    refuse_inexact(program)
     plan = Plan(program, chip)          # validates the ISA subset, splits, SRAM bounds, loops
     machine = Machine(chip, hbm, sram)
     instructions = program.instructions

@@ -12,18 +12,21 @@ from dataclasses import dataclass
 
 from compiler.targets.programmable.isa import (
     Collective,
+    DmaGather,
     DmaLoad,
     DmaStore,
     Engine,
     Gemm,
+    GemmStrided,
     Halt,
     Instruction,
     Loop,
     Vector,
+    Vector2D,
 )
 from compiler.targets.programmable.program import Program
 from simulator.hardware.programmable import ProgrammableChip
-from simulator.programmable.costs import dma, link, systolic, vector
+from simulator.programmable.costs import dma, gemm_strided, link, systolic, vector
 from simulator.programmable.costs.energy import PJ
 from simulator.programmable.validate import (
     ProgramError,
@@ -88,11 +91,11 @@ class OpCost:
 
 
 def _is_fence(ins: Instruction) -> bool:
-    if isinstance(ins, (DmaLoad, DmaStore)):
+    if isinstance(ins, (DmaLoad, DmaStore, DmaGather)):
         return ins.nbytes == 0
     if isinstance(ins, Gemm):
         return ins.macs == 0
-    if isinstance(ins, Vector):
+    if isinstance(ins, (Vector, Vector2D)):
         return ins.length == 0
     if isinstance(ins, Collective):
         return ins.nbytes == 0
@@ -184,16 +187,30 @@ class Plan:
         c = OpCost(-1, ins.engine, -1, (), ())
         if _is_fence(ins):
             # The lowering emits zero-size instructions only to carry semaphores: they take no
-            # time, no DMA channel and no sub-array, and retire in order like any other.
+            # DMA channel and no sub-array, and retire in order like any other. They take no
+            # time unless issue has a cost (control.issue_cycles): then their signals come that
+            # many cycles after they issue, as on the RTL core.
             c.fence = True
+            c.duration_s = chip.control.issue_cycles / chip.clock_hz
         elif isinstance(ins, (DmaLoad, DmaStore)):
-            c.duration_s = chip.memory.hbm_latency_s
+            c.duration_s = dma.request_latency_s(chip)
             c.nbytes = c.hbm_bytes = c.sram_bytes = float(ins.nbytes)
+            c.roofline_s = dma.transfer_roofline_s(chip, ins.nbytes)
+        elif isinstance(ins, DmaGather):
+            # one latency (the rows are requested together), then the rows' bytes; the index
+            # vector is read from SRAM
+            c.duration_s = dma.request_latency_s(chip)
+            c.nbytes = c.hbm_bytes = float(ins.nbytes)
+            c.sram_bytes = float(ins.nbytes + ins.index_bytes)
             c.roofline_s = dma.transfer_roofline_s(chip, ins.nbytes)
         elif isinstance(ins, Gemm):
             precision = ins.precision.label
-            cycles = systolic.gemm_cycles(chip, ins.m, ins.n, ins.k, precision, ins.split)
-            roof = systolic.gemm_roofline_cycles(chip, ins.m, ins.n, ins.k, precision, ins.split)
+            if isinstance(ins, GemmStrided):
+                cycles = gemm_strided.gemm_strided_cycles(chip, ins)
+                roof = gemm_strided.gemm_strided_roofline_cycles(chip, ins)
+            else:
+                cycles = systolic.gemm_cycles(chip, ins.m, ins.n, ins.k, precision, ins.split)
+                roof = systolic.gemm_roofline_cycles(chip, ins.m, ins.n, ins.k, precision, ins.split)
             assert cycles >= roof, f"systolic model beats its roofline on {ins}"
             c.duration_s = cycles / chip.clock_hz
             c.roofline_s = roof / chip.clock_hz
@@ -206,11 +223,14 @@ class Plan:
             c.sram_bytes = systolic.gemm_sram_bytes(ins.m, ins.n, ins.k, n_tiles, element_bytes(ins.precision),
                                                     element_bytes(ins.acc_precision), ins.accumulate)
             c.energy_j = ins.macs * e.pj_per_mac[precision] * PJ
-        elif isinstance(ins, Vector):
+        elif isinstance(ins, (Vector, Vector2D)):
+            # a 2-D op costs what the same number of contiguous elements costs: strides and
+            # broadcasts are address generation, not lane work
+            row_len = ins.cols if isinstance(ins, Vector2D) else ins.row_len
             c.duration_s = vector.vector_cycles(chip, ins.op, ins.length) / chip.clock_hz
             c.roofline_s = vector.vector_roofline_cycles(chip, ins.op, ins.length) / chip.clock_hz
             c.vector_ops = vector.vector_lane_ops(ins.op, ins.length)
-            c.sram_bytes = vector.vector_sram_bytes(ins.op, ins.length, ins.row_len, element_bytes(ins.precision))
+            c.sram_bytes = vector.vector_sram_bytes(ins.op, ins.length, row_len, element_bytes(ins.precision))
             c.energy_j = c.vector_ops * e.pj_per_vector_op * PJ
         elif isinstance(ins, Collective):
             c.duration_s = link.collective_time_s(chip, ins.kind, ins.nbytes, ins.chips)
@@ -225,7 +245,7 @@ class Plan:
 # Fields that place an instruction in memory; the rest (its shape) decide its cost.
 _PLACEMENT_FIELDS = frozenset({"hbm_addr", "hbm_loop_stride", "sram_addr", "sram_loop_stride", "hbm_row_stride",
                                "a_addr", "a_loop_stride", "b_addr", "b_loop_stride", "c_addr", "c_loop_stride",
-                               "src_a", "src_b", "dst", "loop_stride"})
+                               "src_a", "src_b", "dst", "loop_stride", "lda", "ldb", "ldc"})
 _SHAPE_FIELDS: dict[type, tuple[str, ...]] = {}
 
 

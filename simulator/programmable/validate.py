@@ -8,13 +8,16 @@ from __future__ import annotations
 from compiler.targets.programmable.isa import (
     INTEGER_VECTOR_OPS,
     Collective,
+    DmaGather,
     DmaLoad,
     Gemm,
+    GemmStrided,
     Halt,
     Instruction,
     Loop,
     Precision,
     Vector,
+    Vector2D,
     VectorOp,
 )
 from simulator.hardware.programmable import ProgrammableChip
@@ -42,6 +45,9 @@ def check_subset(chip: ProgrammableChip, pc: int, ins: Instruction) -> None:
     """The integer subset: int8 GEMM into int32, int32 vector ops (REQUANT writes int8), DMA, LOOP, HALT."""
     if chip.isa_subset != "integer":
         return
+    if isinstance(ins, (Collective, Vector2D, DmaGather, GemmStrided)):
+        raise ProgramError(f"{where(pc, ins)}: {chip.name} implements the integer ISA subset, which has no "
+                           f"{type(ins).__name__}")
     if isinstance(ins, Gemm):
         if ins.precision != Precision.INT8 or ins.acc_precision != Precision.INT32:
             raise ProgramError(f"{where(pc, ins)}: {chip.name} implements the integer ISA subset, GEMM must be "
@@ -51,14 +57,18 @@ def check_subset(chip: ProgrammableChip, pc: int, ins: Instruction) -> None:
             raise ProgramError(f"{where(pc, ins)}: {chip.name} implements the integer ISA subset, vector ops "
                                f"{sorted(op.name for op in INTEGER_VECTOR_OPS)} on int32; got "
                                f"{ins.op.name} on {ins.precision.label}")
-    elif isinstance(ins, Collective):
-        raise ProgramError(f"{where(pc, ins)}: {chip.name} implements the integer ISA subset, which has no collectives")
 
 
 def sram_ranges(ins: Instruction) -> list[tuple[str, int, int, int]]:
     """(field, base address, bytes, per-iteration stride) of every SRAM operand."""
     if isinstance(ins, DmaLoad):
         return [("sram_addr", ins.sram_addr, ins.nbytes, ins.sram_loop_stride)]
+    if isinstance(ins, GemmStrided):   # rows `ld` elements apart: first element to the end of the last
+        eb, ab = element_bytes(ins.precision), element_bytes(ins.acc_precision)
+        return [("a_addr", ins.a_addr, _extent(ins.m, ins.k, ins.lda, 1, eb), 0),
+                ("b_addr", ins.b_addr, _extent(*((ins.n, ins.k) if ins.transpose_b else (ins.k, ins.n)),
+                                               ins.ldb, 1, eb), 0),
+                ("c_addr", ins.c_addr, _extent(ins.m, ins.n, ins.ldc, 1, ab), 0)]
     if isinstance(ins, Gemm):
         eb, ab = element_bytes(ins.precision), element_bytes(ins.acc_precision)
         return [("a_addr", ins.a_addr, int(ins.m * ins.k * eb), ins.a_loop_stride),
@@ -73,9 +83,28 @@ def sram_ranges(ins: Instruction) -> list[tuple[str, int, int, int]]:
         if ins.op in BINARY_OPS:
             ranges.append(("src_b", ins.src_b, int(ins.length * eb), ins.loop_stride))
         return ranges
+    if isinstance(ins, Vector2D):
+        eb = element_bytes(ins.precision)
+        ranges = [("src_a", ins.src_a, _extent(ins.rows, ins.cols, ins.a_row_stride, ins.a_col_step, eb),
+                   ins.loop_stride)]
+        if ins.op in BINARY_OPS:
+            ranges.append(("src_b", ins.src_b, _extent(ins.rows, ins.cols, ins.b_row_stride, ins.b_col_step, eb),
+                           0 if ins.b_fixed else ins.loop_stride))
+        cols = 1 if ins.op in REDUCTIONS else ins.cols
+        ranges.append(("dst", ins.dst, _extent(ins.rows, cols, ins.dst_row_stride, 1, eb), ins.loop_stride))
+        return ranges
+    if isinstance(ins, DmaGather):
+        return [("sram_addr", ins.sram_addr, ins.nbytes, 0), ("index_addr", ins.index_addr, ins.index_bytes, 0)]
     if isinstance(ins, Collective):
         return [("sram_addr", ins.sram_addr, ins.nbytes, 0)]
     return []
+
+
+def _extent(rows: int, cols: int, row_stride: int, col_step: int, eb: float) -> int:
+    """Bytes from an operand's first element to the end of its last (0 for an empty grid)."""
+    if rows == 0 or cols == 0:
+        return 0
+    return int(((rows - 1) * row_stride + (cols - 1) * col_step + 1) * eb)
 
 
 def check_shape(chip: ProgrammableChip, pc: int, ins: Instruction) -> None:
@@ -89,6 +118,8 @@ def check_shape(chip: ProgrammableChip, pc: int, ins: Instruction) -> None:
         if ins.subarray >= (1 << ins.split):
             raise ProgramError(f"{where(pc, ins)}: subarray {ins.subarray} but split {ins.split} has only "
                                f"{1 << ins.split} sub-arrays")
+    if isinstance(ins, Vector2D) and ins.op in {VectorOp.REQUANT, VectorOp.SHIFT}:
+        raise ProgramError(f"{where(pc, ins)}: VECTOR_2D runs float ops; {ins.op.name} is a VECTOR op")
     if isinstance(ins, Vector) and ins.op in REDUCTIONS and ins.length and (
             ins.row_len <= 0 or ins.length % ins.row_len):
         raise ProgramError(f"{where(pc, ins)}: reduction length {ins.length} is not a multiple of "

@@ -25,6 +25,7 @@ class Arena:
         self.free: list[list] = [[base, size, {}]] if size > 0 else []
         self.in_use = 0
         self.high_water = 0
+        self.top = base  # the highest byte address ever handed out, plus one
 
     @property
     def end(self) -> int:
@@ -44,6 +45,7 @@ class Arena:
                     self.free[i] = [addr + want, size - want, dict(history)]
                 self.in_use += want
                 self.high_water = max(self.high_water, self.in_use)
+                self.top = max(self.top, addr + want)
                 return Buf(name, self.space, addr, want, reads=dict(history))
         return None
 

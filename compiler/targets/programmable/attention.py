@@ -11,6 +11,15 @@ Decode folds the new token into the running softmax from SRAM and appends it to 
 with two strided DMA stores; longer inputs are first written into the cache and streamed
 like the past. Causal prefill skips the blocks after each query block; a window streams only
 the window; block-sparse attention streams only the kept blocks.
+
+Values: the query block is scaled once by `scale` (default 1/sqrt(head_dim)); the running max
+starts at -inf, the running sum and output at 0 (FILL); per-row corrections are VECTOR_2D ops
+with a per-row operand. Decode (one new token joining from SRAM, no mask) is value-exact.
+Longer inputs write their new K into the transposed blocks through the array (C = I @ K^T, a
+GEMM_STRIDED reading K as its transposed B) and their V rows by DMA; a causal mask is built per
+block from positions (query position < key position -> -inf, CMP_LT then SELECT), not read. What
+is still timed only (other masks, query blocks of several GQA heads read in place) is listed in
+meta["not_value_exact"].
 """
 
 from __future__ import annotations
@@ -21,20 +30,31 @@ from dataclasses import dataclass
 from compiler.ir.graph import Node
 from compiler.targets.programmable.context import PRECISION_OF, Lowerer, StagingFull, Value
 from compiler.targets.programmable.emitter import Buf
-from compiler.targets.programmable.isa import DmaLoad, DmaStore, Gemm, Precision, Vector, VectorOp
+from compiler.targets.programmable.isa import (
+    DmaLoad,
+    DmaStore,
+    Gemm,
+    GemmStrided,
+    Precision,
+    Vector,
+    Vector2D,
+    VectorOp,
+    f32_bits,
+)
 from compiler.targets.programmable.memory import whole_blocks
 from compiler.targets.programmable.options import LoweringError
 from compiler.targets.programmable.tiling import DMA_ROW_LIMIT, GEMM_DIM_LIMIT, choose_split
-from compiler.targets.programmable.vector import LENGTH_LIMIT, run_steps
+from compiler.targets.programmable.vector import GRID_LIMIT, LENGTH_LIMIT, run_steps
 
 V = VectorOp
+_FLOATS = (Precision.FP32, Precision.FP16, Precision.BF16)
 FRESH_IN_SRAM = 16  # at most this many new tokens join the softmax straight from SRAM
 # (op, per-row?, a, b, dst) of the online softmax for one block; "S" scores, "P" probabilities
 _ONLINE_SOFTMAX = (
-    (V.REDUCE_MAX, "reduce", "S", "S", "mb"), (V.MAX, "row", "m", "mb", "mn"), (V.SUB, "elem", "S", "mn", "S"),
+    (V.REDUCE_MAX, "reduce", "S", "S", "mb"), (V.MAX, "row", "m", "mb", "mn"), (V.SUB, "per-row", "S", "mn", "S"),
     (V.EXP, "elem", "S", "S", "P"), (V.REDUCE_SUM, "reduce", "P", "P", "lb"), (V.SUB, "row", "m", "mn", "a"),
     (V.EXP, "row", "a", "a", "a"), (V.MUL, "row", "l", "a", "l"), (V.ADD, "row", "l", "lb", "l"),
-    (V.MUL, "out", "O", "a", "O"), (V.COPY, "row", "mn", "mn", "m"),
+    (V.MUL, "out-per-row", "O", "a", "O"), (V.COPY, "row", "mn", "mn", "m"),
 )
 
 
@@ -60,6 +80,21 @@ class _Plan:
     block: int
 
 
+def _gather_rows(lw: Lowerer, precision: Precision, source: int, dst: int, rows: int, cols: int, pitch: int,
+                 reads: list[Buf], tile: Buf) -> None:
+    """Copy `rows` runs of `cols` elements, `pitch` elements apart, into one dense tile: one VECTOR_2D
+    when the pitch fits its 20-bit stride field, else one COPY per run (long prompts: a head's
+    rows are q_len * head_dim elements apart)."""
+    if pitch <= GRID_LIMIT and rows <= GRID_LIMIT and cols <= GRID_LIMIT:
+        lw.emit(Vector2D(op=V.COPY, precision=precision, src_a=source, dst=dst, rows=rows, cols=cols,
+                         a_row_stride=pitch, dst_row_stride=cols), reads=reads, writes=[tile])
+        return
+    element = precision.bits // 8
+    for r in range(rows):
+        lw.emit(Vector(op=V.COPY, precision=precision, src_a=source + r * pitch * element,
+                       dst=dst + r * cols * element, length=cols), reads=reads, writes=[tile])
+
+
 def lower_attention(lw: Lowerer, node: Node) -> None:
     shape = _shape(lw, node)
     if len(node.outputs) > 3 and node.outputs[3] and (lw.uses.get(node.outputs[3], 0) > 0):
@@ -78,19 +113,32 @@ def lower_attention(lw: Lowerer, node: Node) -> None:
     total = shape.past + shape.q_len
     k_region, v_region = _cache_regions(lw, node, shape, past_k, past_v, kv_bits)
     masked = mask is not None or is_causal(node)
+    built = masked and causal_only(node, mask is not None)
     label = lw.options.kv_precision if lw.chip.supports(lw.options.kv_precision) else lw.options.activation_precision
-    timed = None if fresh_in_sram else _StreamTimer(lw, shape, kv_bits, masked, is_causal(node), label)
+    timed = None if fresh_in_sram else _StreamTimer(lw, shape, kv_bits, masked, is_causal(node), label, built)
+    fresh_tiles = None if fresh_in_sram or not transposable(lw, shape, precision, kv_bits, k_new, v_new) else (
+        k_new.space == "hbm")
     budget = lw.staging_budget()
     while True:  # the largest tiles whose staging all fits the free SRAM
-        plan = _choose_plan(lw, shape, kv_bits, masked, budget, timed)
+        plan = _choose_plan(lw, shape, kv_bits, masked, budget, timed, built, fresh_tiles)
         kernel = _Kernel(lw, node, shape, plan, precision, kv_bits, q, y, mask, k_region, v_region)
         try:
-            kernel.stage()
+            kernel.stage(None if fresh_in_sram else (k_new, v_new))
             break
         except StagingFull:
             if budget < 1 << 12:
                 raise
             budget //= 2
+    _note_inexact(lw, node, shape, plan, masked and not kernel.causal_built, fresh_in_sram, q,
+                  kernel.fresh_exact)
+    layouts = lw.program.meta.setdefault("cache_layouts", {})
+    for kind, names, dim in (("k_transposed", (node.input(4), node.outputs[1] if len(node.outputs) > 1 else ""),
+                              shape.head_dim),
+                             ("v", (node.input(5), node.outputs[2] if len(node.outputs) > 2 else ""), shape.v_dim)):
+        for name in names:
+            if name:
+                layouts[name] = {"kind": kind, "block": plan.block, "pairs": shape.batch * shape.kv_heads,
+                                 "dim": dim, "element_bits": kv_bits}
     if fresh_in_sram:
         kernel.append_fresh(k_new, v_new)
         streamed = shape.past
@@ -100,9 +148,45 @@ def lower_attention(lw: Lowerer, node: Node) -> None:
     kernel.run(streamed, k_new if fresh_in_sram else None, v_new if fresh_in_sram else None)
 
 
+def _note_inexact(lw: Lowerer, node: Node, shape: _Shape, plan: _Plan, masked: bool, fresh_in_sram: bool,
+                  q: Value, fresh_exact: bool) -> None:
+    name = node.name
+    if masked:
+        lw.inexact(f"{name}: attention mask blocks are timed (an ADD per block), not built from the mask")
+    if not fresh_in_sram:
+        if not fresh_exact:
+            lw.inexact(f"{name}: new K/V are copied into the cache as they are, not transposed into blocks")
+    elif shape.q_len > 1:
+        lw.inexact(f"{name}: several new tokens are appended as one K column per row")
+    if q.space == "sram" and plan.q_block < shape.q_len and shape.group > 1:
+        lw.inexact(f"{name}: a query block of {shape.group} heads is read as one run of rows")
+    if shape.q_len % plan.q_block and shape.group * plan.heads > 1:
+        lw.inexact(f"{name}: the last, shorter query block is addressed at the full block's head pitch")
+    if lw.options.kv_precision != "fp32" or lw.options.activation_precision != "fp32":
+        lw.inexact(f"{name}: probabilities are written in fp32 into a {lw.options.kv_precision} tile")
+
+
+def transposable(lw: Lowerer, shape: _Shape, precision: Precision, kv_bits: int, k_new: Value,
+                 v_new: Value) -> bool:
+    """New K and V already in the cache's precision and the GEMM's (the transpose is I @ K^T)."""
+    cache = PRECISION_OF[lw.options.kv_precision]
+    return (k_new.precision == v_new.precision == cache == precision and k_new.bits == v_new.bits == kv_bits
+            and shape.head_dim <= GEMM_DIM_LIMIT and cache in _FLOATS)
+
+
 def is_causal(node: Node) -> bool:
     """ONNX's is_causal, or the recognition pass's tessera_mask = "causal"."""
     return bool(node.attr("is_causal", 0)) or str(node.attr("tessera_mask", "")).lower() == "causal"
+
+
+def causal_only(node: Node, has_mask: bool) -> bool:
+    """The mask is the causal one and nothing else (no padding, window or sparsity): the kernel
+    builds it from positions instead of reading it."""
+    if not is_causal(node) or node.attr("tessera_window") is not None or node.attr("left_window_size", -1) >= 0:
+        return False
+    if node.attr("tessera_kept_blocks") is not None:
+        return False
+    return not has_mask or tuple(node.attr("tessera_mask_parts", ()) or ()) == ("causal",)
 
 
 def _shape(lw: Lowerer, node: Node) -> _Shape:
@@ -153,9 +237,10 @@ class _StreamTimer:
     wide cache blocks, and narrow cache blocks leave most of a wide machine's arrays idle and
     pay the DMA latency on every few kilobytes."""
 
-    def __init__(self, lw: Lowerer, shape: _Shape, kv_bits: int, masked: bool, causal: bool, label: str) -> None:
+    def __init__(self, lw: Lowerer, shape: _Shape, kv_bits: int, masked: bool, causal: bool, label: str,
+                 built: bool = False) -> None:
         self.chip, self.s, self.e, self.label = lw.chip, shape, kv_bits // 8, label
-        self.masked, self.causal = masked, causal
+        self.masked, self.causal, self.built = masked, causal, built
 
     def seconds(self, plan: _Plan) -> float:
         from simulator.programmable.costs.systolic import gemm_cycles
@@ -172,18 +257,25 @@ class _StreamTimer:
         gemm = plan.heads * (gemm_cycles(chip, group_rows, b, s.head_dim, self.label)
                              + gemm_cycles(chip, group_rows, s.v_dim, b, self.label))
         vector = sum(vector_cycles(chip, op, rows * b) for op in (V.REDUCE_MAX, V.SUB, V.EXP, V.REDUCE_SUM))
-        vector += vector_cycles(chip, V.ADD, rows * b) if self.masked else 0
         vector += vector_cycles(chip, V.MUL, rows * s.v_dim) + 6 * vector_cycles(chip, V.MUL, rows)
+        mask = 0
+        if self.built:    # CMP_LT and SELECT over the blocks the diagonal crosses (the rest need none)
+            mask = vector_cycles(chip, V.CMP_LT, rows * b) + vector_cycles(chip, V.SELECT, rows * b)
+        elif self.masked:
+            vector += vector_cycles(chip, V.ADD, rows * b)
         compute = (gemm + vector) / chip.clock_hz
         nbytes = plan.heads * b * (s.head_dim + s.v_dim) * self.e
         dma = 2 * chip.memory.hbm_latency_s + nbytes / chip.memory.hbm_bytes_per_s
-        return steps * max(compute, dma)
+        diagonal = min(steps, streams * (math.ceil(min(plan.q_block, s.q_len) / b) + 1)) if mask else 0
+        return (steps - diagonal) * max(compute, dma) + diagonal * max(compute + mask / chip.clock_hz, dma)
 
 
 def _choose_plan(lw: Lowerer, shape: _Shape, kv_bits: int, masked: bool, budget: int,
-                 timer: _StreamTimer | None = None) -> _Plan:
+                 timer: _StreamTimer | None = None, built: bool = False, fresh_tiles: bool | None = None) -> _Plan:
     """Largest blocks that fit the staging budget with the fewest instructions (decode), or the
-    shortest estimated time (longer inputs, `timer`)."""
+    shortest estimated time (longer inputs, `timer`). `built`: the causal mask is built (its
+    position vectors are staged too); `fresh_tiles`: new K goes through the array (the identity
+    is staged, and K's block too when True: it streams from HBM)."""
     pairs = shape.batch * shape.kv_heads
     total = shape.past + shape.q_len
     best: tuple[float, int, _Plan] | None = None
@@ -200,6 +292,11 @@ def _choose_plan(lw: Lowerer, shape: _Shape, kv_bits: int, masked: bool, budget:
                 need = rows * (block * (4 + kv_bits // 8 + (2 if masked else 0)) + shape.v_dim * 4
                                + shape.head_dim * 2 + 32)
                 need += heads * block * (shape.head_dim + shape.v_dim) * kv_bits // 8
+                if built:
+                    need += rows * 8 + block * 4 + 64
+                if fresh_tiles is not None:
+                    need += shape.head_dim * shape.head_dim * kv_bits // 8
+                    need += heads * block * shape.head_dim * kv_bits // 8 if fresh_tiles else 0
                 if need > budget:
                     continue
                 e = kv_bits // 8
@@ -236,6 +333,10 @@ class _Kernel:
         # bytes of one cache block for every (sequence, head) of the chip
         self.k_block_bytes = self.pairs * shape.head_dim * block * self.kv_bytes
         self.v_block_bytes = self.pairs * block * shape.v_dim * self.kv_bytes
+        masked = mask is not None or is_causal(node)
+        self.causal_built = masked and causal_only(node, mask is not None)
+        self.fresh_exact = False
+        self.query_rows = 0    # the query-block height qbase holds offsets for
 
     # ---- cache writes ---------------------------------------------------------------------
     def append_fresh(self, k_new: Value, v_new: Value) -> None:
@@ -258,7 +359,10 @@ class _Kernel:
         return self.lw.fresh_part(cache)
 
     def write_fresh(self, k_new: Value, v_new: Value) -> None:
-        """Copy all new K (transposed into blocks) and V into the cache, to be streamed."""
+        """Write all new K (transposed into blocks) and V into the cache, to be streamed."""
+        if self.fresh_exact:
+            self.write_fresh_blocks(k_new, v_new)
+            return
         s, e = self.s, self.kv_bytes
         for fresh, cache, dim in ((k_new, self.k_cache, s.head_dim), (v_new, self.v_cache, s.v_dim)):
             count = self.pairs * s.q_len * dim
@@ -268,8 +372,83 @@ class _Kernel:
             source = Value(fresh.name, fresh.buf, fresh.addr, (count,), fresh.bits, fresh.precision)
             run_steps(self.lw, [(V.COPY, "elem", "in0", "in0", "out")], [source], dest, self.pairs * s.q_len, dim)
 
+    def write_fresh_blocks(self, k_new: Value, v_new: Value) -> None:
+        """Each run of new tokens inside one cache block, for `plan.heads` (sequence, KV head) pairs
+        at a time: K^T = I @ K on the array into the K tile, stored as the block's [d, w] rows;
+        V rows stored at the block's pitch (gathered into the V tile first when not one run)."""
+        lw, s, plan, e = self.lw, self.s, self.plan, self.kv_bytes
+        b, d, n = plan.block, s.head_dim, s.q_len
+        identity = self.bufs["I"]
+        lw.emit(Vector(op=V.FILL, precision=self.precision, src_a=identity.addr, dst=identity.addr, length=d * d,
+                       imm=0), reads=[identity], writes=[identity])
+        lw.loop(d, lambda i: lw.emit(Vector(op=V.FILL, precision=self.precision, src_a=identity.addr + i * (d + 1) * e,
+                                            src_b=identity.addr + i * (d + 1) * e,
+                                            dst=identity.addr + i * (d + 1) * e, length=1, imm=f32_bits(1.0)),
+                                     reads=[identity], writes=[identity]))
+        split, ways = self.split(d, min(b, n), d)
+
+        def run(t: int) -> None:  # the new tokens from t to the end of t's block (or of the input)
+            index, col = divmod(s.past + t, b)
+            w = min(b - col, n - t)
+            for c0 in range(0, self.pairs, plan.heads):
+                count = min(plan.heads, self.pairs - c0)
+                self.fresh_keys(k_new, index, col, t, w, c0, count, split, ways)
+                self.fresh_values(v_new, index, col, t, w, c0, count)
+
+        head = min(n, -s.past % b)  # tokens that complete a block begun by the past
+        if head:
+            run(0)
+        full = (n - head) // b
+        if k_new.space == v_new.space == "hbm":      # staged through fixed tiles: one LOOP
+            lw.loop(full, lambda i: run(head + i * b))
+        else:                                         # read in place: the GEMM's B moves, which it cannot in a LOOP
+            for i in range(full):
+                run(head + i * b)
+        if head + full * b < n:
+            run(head + full * b)
+
+    def fresh_keys(self, k_new: Value, index: int, col: int, t: int, w: int, c0: int, count: int, split: int,
+                   ways: int) -> None:
+        lw, s, e, b, d = self.lw, self.s, self.kv_bytes, self.plan.block, self.s.head_dim
+        tile = self.bufs["K"]
+        if k_new.space == "hbm":  # the pairs' w rows of K, as [count][w][d]
+            staged = self.bufs["KS"]
+            lw.emit(DmaLoad(hbm_addr=k_new.addr + (c0 * s.q_len + t) * d * e, sram_addr=staged.addr, rows=count,
+                            row_bytes=w * d * e, hbm_row_stride=s.q_len * d * e), reads=[k_new.buf], writes=[staged])
+            source, pitch = staged, w
+        else:
+            source, pitch = k_new.buf, s.q_len
+        base = staged.addr if k_new.space == "hbm" else k_new.addr + (c0 * s.q_len + t) * d * e
+        for p in range(count):
+            lw.emit(GemmStrided(a_addr=self.bufs["I"].addr, b_addr=base + p * pitch * d * e,
+                                c_addr=tile.addr + p * d * w * e, m=d, n=w, k=d, precision=self.precision,
+                                acc_precision=self.precision, split=split, subarray=p % ways, lda=d, ldb=d, ldc=w,
+                                transpose_b=True),
+                    reads=[self.bufs["I"], source], writes=[tile])
+        lw.emit(DmaStore(hbm_addr=self.k_cache.addr + index * self.k_block_bytes + c0 * d * b * e + col * e,
+                         sram_addr=tile.addr, rows=count * d, row_bytes=w * e, hbm_row_stride=b * e),
+                reads=[tile], writes=[self.k_cache])
+
+    def fresh_values(self, v_new: Value, index: int, col: int, t: int, w: int, c0: int, count: int) -> None:
+        lw, s, e, b, dv = self.lw, self.s, self.kv_bytes, self.plan.block, self.s.v_dim
+        source = v_new.addr + (c0 * s.q_len + t) * dv * e
+        tile = self.bufs["V"]
+        if v_new.space == "hbm":
+            lw.emit(DmaLoad(hbm_addr=source, sram_addr=tile.addr, rows=count, row_bytes=w * dv * e,
+                            hbm_row_stride=s.q_len * dv * e), reads=[v_new.buf], writes=[tile])
+            buf, addr = tile, tile.addr
+        elif count > 1 and w != s.q_len:  # the pairs' runs are not back to back: gather them
+            _gather_rows(lw, self.precision, source, tile.addr, count, w * dv, s.q_len * dv, [v_new.buf], tile)
+            buf, addr = tile, tile.addr
+        else:
+            buf, addr = v_new.buf, source
+        lw.emit(DmaStore(hbm_addr=self.v_cache.addr + index * self.v_block_bytes + (c0 * b + col) * dv * e,
+                         sram_addr=addr, rows=count, row_bytes=w * dv * e, hbm_row_stride=b * dv * e),
+                reads=[buf], writes=[self.v_cache])
+
     # ---- streaming ------------------------------------------------------------------------
-    def stage(self) -> None:
+    def stage(self, fresh: tuple[Value, Value] | None = None) -> None:
+        """Stage the tiles; `fresh` = (new K, new V) when they are written into the cache first."""
         s, plan, e = self.s, self.plan, self.kv_bytes
         rows = plan.heads * s.group * plan.q_block
         sizes = {"S": rows * plan.block * 4, "P": rows * plan.block * e, "O": rows * s.v_dim * 4,
@@ -277,13 +456,27 @@ class _Kernel:
                  "K": plan.heads * s.head_dim * plan.block * e, "V": plan.heads * plan.block * s.v_dim * e}
         if self.mask is not None or is_causal(self.node):
             sizes["mask"] = rows * plan.block * 2
-        if self.q.space == "hbm":
+        if self.causal_built:  # query positions, key offsets and one -inf; the mask tile holds conditions
+            sizes.update({"qbase": rows * 4, "qrel": rows * 4, "kpos": plan.block * 4, "ninf": 4,
+                          "mask": -(-rows // 2) * plan.block * 4})   # half the rows' fp32 conditions
+        self.fresh_exact = fresh is not None and transposable(self.lw, s, self.precision, 8 * e, *fresh)
+        if self.fresh_exact:  # the identity the new keys are multiplied by; their block when in HBM
+            sizes["I"] = s.head_dim * s.head_dim * e
+            if fresh[0].space == "hbm":
+                sizes["KS"] = plan.heads * plan.block * s.head_dim * e
+        self.scale = float(self.node.attr("scale", 0.0) or 1.0 / math.sqrt(s.head_dim))
+        if self.q.space == "hbm" or self.scale != 1.0:  # the query block, scaled once
             sizes["Q"] = rows * s.head_dim * (self.q.bits // 8)
         staged = self.lw.stage_all({f"attn:{name}": nbytes for name, nbytes in sizes.items()})
         self.bufs = {name: staged[f"attn:{name}"] for name in sizes}
 
     def run(self, streamed: int, k_new: Value | None, v_new: Value | None) -> None:
         s, plan = self.s, self.plan
+        if self.causal_built:
+            self.iota(self.bufs["kpos"], plan.block)
+            self.lw.emit(Vector(op=V.FILL, precision=Precision.FP32, src_a=self.bufs["ninf"].addr,
+                                dst=self.bufs["ninf"].addr, length=1, imm=f32_bits(-math.inf)),
+                         reads=[self.bufs["ninf"]], writes=[self.bufs["ninf"]])
         for stream in range(self.pairs // plan.heads):
             for q0 in range(0, s.q_len, plan.q_block):
                 self.q_block(stream, q0, min(plan.q_block, s.q_len - q0), streamed, k_new, v_new)
@@ -293,23 +486,22 @@ class _Kernel:
                 v_new: Value | None) -> None:
         s, b = self.s, self.plan.block
         rows = self.plan.heads * s.group * q_rows
-        if "Q" in self.bufs:  # gather this block's query rows of the stream's heads into SRAM
-            e = self.q.bits // 8
-            first_head = stream * self.plan.heads * s.group
-            self.lw.emit(DmaLoad(hbm_addr=self.q.addr + (first_head * s.q_len + q0) * s.head_dim * e,
-                                 sram_addr=self.bufs["Q"].addr, rows=self.plan.heads * s.group,
-                                 row_bytes=q_rows * s.head_dim * e, hbm_row_stride=s.q_len * s.head_dim * e),
-                         reads=[self.q.buf], writes=[self.bufs["Q"]])
+        if "Q" in self.bufs:  # gather this block's query rows of the stream's heads into SRAM, scaled
+            self.stage_queries(stream, q0, q_rows)
         if k_new is not None and v_new is not None:
             self.fresh(stream, rows, q_rows, k_new, v_new)
         else:
-            for name, count in (("m", rows), ("l", rows), ("O", rows * s.v_dim)):
-                self.vector(V.MUL, name, name, name, count)  # fill the running max, sum and output
+            for name, count, value in (("m", rows, -math.inf), ("l", rows, 0.0), ("O", rows * s.v_dim, 0.0)):
+                self.lw.emit(Vector(op=V.FILL, precision=Precision.FP32, src_a=self.bufs[name].addr,
+                                    dst=self.bufs[name].addr, length=count, imm=f32_bits(value)),
+                             reads=[self.bufs[name]], writes=[self.bufs[name]])
         first, last = self.visible(q0, q_rows, streamed)
         causal = is_causal(self.node) and k_new is None
         open_end = min(last, s.past + q0) if causal else last  # blocks wholly before the queries
-        masked_all = self.mask is not None
+        masked_all = self.mask is not None and not self.causal_built  # a built causal mask: diagonal blocks only
         full_end = first + (open_end - first) // b * b
+        if self.causal_built and self.query_rows != q_rows:
+            self.query_positions(rows, q_rows)
         self.blocks(stream, q0, q_rows, first, full_end, masked=masked_all)
         tail = last - full_end
         if tail > 0:
@@ -317,9 +509,35 @@ class _Kernel:
             self.blocks(stream, q0, q_rows, full_end, full_end + count * b, masked="mask" in self.bufs)
             if rest:
                 masked = (causal or masked_all) and "mask" in self.bufs
-                self.block(stream, q0, q_rows, (full_end + count * b) // b, rest, masked=masked)
+                index = (full_end + count * b) // b
+                if masked and self.causal_built:
+                    self.mask_from(index, rows, s.past + q0)
+                self.block(stream, q0, q_rows, index, rest, masked=masked)
         self.vector(V.RECIPROCAL, "l", "l", "l", rows)
         self.finish(stream, q0, q_rows, rows)
+
+    def stage_queries(self, stream: int, q0: int, q_rows: int) -> None:
+        lw, s, q, buf = self.lw, self.s, self.q, self.bufs["Q"]
+        e = q.bits // 8
+        first_head = stream * self.plan.heads * s.group
+        heads = self.plan.heads * s.group
+        source = q.addr + (first_head * s.q_len + q0) * s.head_dim * e
+        count = heads * q_rows * s.head_dim
+        if q.space == "hbm":
+            lw.emit(DmaLoad(hbm_addr=source, sram_addr=buf.addr, rows=heads, row_bytes=q_rows * s.head_dim * e,
+                            hbm_row_stride=s.q_len * s.head_dim * e), reads=[q.buf], writes=[buf])
+            if self.scale != 1.0:
+                lw.emit(Vector(op=V.MUL_IMM, precision=q.precision, src_a=buf.addr, dst=buf.addr, length=count,
+                               imm=f32_bits(self.scale)), reads=[buf], writes=[buf])
+            return
+        if q_rows == s.q_len:  # the stream's query rows are one run: scale them on the way
+            lw.emit(Vector(op=V.MUL_IMM, precision=q.precision, src_a=source, dst=buf.addr, length=count,
+                           imm=f32_bits(self.scale)), reads=[q.buf], writes=[buf])
+            return
+        _gather_rows(lw, q.precision, source, buf.addr, heads, q_rows * s.head_dim, s.q_len * s.head_dim,
+                     [q.buf], buf)
+        lw.emit(Vector(op=V.MUL_IMM, precision=q.precision, src_a=buf.addr, dst=buf.addr, length=count,
+                       imm=f32_bits(self.scale)), reads=[buf], writes=[buf])
 
     def visible(self, q0: int, q_rows: int, streamed: int) -> tuple[int, int]:
         """Positions [first, last) of the cache this query block reads."""
@@ -346,6 +564,8 @@ class _Kernel:
 
     def blocks(self, stream: int, q0: int, q_rows: int, start: int, end: int, masked: bool) -> None:
         b = self.plan.block
+        if masked and self.causal_built and end > start:
+            self.mask_from(start // b, self.plan.heads * self.s.group * q_rows, self.s.past + q0)
         self.lw.loop((end - start) // b, lambda i: self.block(stream, q0, q_rows, start // b + i, b, masked))
 
     def block(self, stream: int, q0: int, q_rows: int, index: int, width: int, masked: bool) -> None:
@@ -365,10 +585,15 @@ class _Kernel:
                          split=qk_split, subarray=h % qk_ways),
                     reads=[bufs.get("Q", self.q.buf), bufs["K"]], writes=[bufs["S"]])
         rows = plan.heads * group_rows
-        if masked:
+        if masked and self.causal_built:
+            self.causal_mask(rows, width)
+        elif masked:
             self.add_mask(rows, width)
         for op, kind, a, b_ref, dst in _ONLINE_SOFTMAX:
-            count = rows * width if kind in ("elem", "reduce") else rows * s.v_dim if kind == "out" else rows
+            if kind in ("per-row", "out-per-row"):
+                self.per_row(op, a, b_ref, dst, rows, width if kind == "per-row" else s.v_dim)
+                continue
+            count = rows * width if kind in ("elem", "reduce") else rows
             self.vector(op, a, b_ref, dst, count, row_len=width if kind == "reduce" else 1)
         v_src = self.v_cache.addr + index * self.v_block_bytes + head_offset * plan.block * s.v_dim * e
         lw.emit(DmaLoad(hbm_addr=v_src, sram_addr=bufs["V"].addr, rows=plan.heads, row_bytes=width * s.v_dim * e,
@@ -387,6 +612,55 @@ class _Kernel:
         rows): chosen with the shared systolic cost model; heads go to sub-arrays round-robin."""
         ways = choose_split(self.lw.chip, m, n, k, self.precision.label).ways
         return ways.bit_length() - 1, ways
+
+    # ---- a causal mask from positions ------------------------------------------------------
+    def iota(self, buf: Buf, count: int) -> None:
+        """buf[i] = i for i < count (fp32): 0, then each run copied shifted by its length."""
+        lw = self.lw
+        lw.emit(Vector(op=V.FILL, precision=Precision.FP32, src_a=buf.addr, dst=buf.addr, length=1, imm=0),
+                reads=[buf], writes=[buf])
+        done = 1
+        while done < count:
+            n = min(done, count - done)
+            lw.emit(Vector(op=V.ADD_IMM, precision=Precision.FP32, src_a=buf.addr, dst=buf.addr + done * 4,
+                           length=n, imm=f32_bits(done)), reads=[buf], writes=[buf])
+            done += n
+
+    def query_positions(self, rows: int, q_rows: int) -> None:
+        """qbase[r] = the offset of score row r's query in its query block: rows run (head, group
+        member, query). Built once per query-block height."""
+        lw, buf = self.lw, self.bufs["qbase"]
+        self.query_rows = q_rows
+        self.iota(buf, q_rows)
+        if rows > q_rows:  # every head's rows ask for the same positions
+            lw.emit(Vector2D(op=V.COPY, precision=Precision.FP32, src_a=buf.addr, dst=buf.addr + q_rows * 4,
+                             rows=rows // q_rows - 1, cols=q_rows, a_row_stride=0, dst_row_stride=q_rows),
+                    reads=[buf], writes=[buf])
+
+    def mask_from(self, index: int, rows: int, position: int) -> None:
+        """qrel = qbase + position - index * block: the positions of the queries (the block's
+        first at `position`) relative to cache block `index`'s first key."""
+        qbase, qrel = self.bufs["qbase"], self.bufs["qrel"]
+        self.lw.emit(Vector(op=V.ADD_IMM, precision=Precision.FP32, src_a=qbase.addr, dst=qrel.addr, length=rows,
+                            imm=f32_bits(position - index * self.plan.block)), reads=[qbase], writes=[qrel])
+
+    def causal_mask(self, rows: int, width: int) -> None:
+        """S[r, c] = -inf where query r's position < key c's (qrel[r] < c), then move qrel one block
+        on. The fp32 conditions fill the mask tile (2 bytes per score) in two halves of the rows."""
+        lw, bufs = self.lw, self.bufs
+        cond, qrel, kpos, S = bufs["mask"], bufs["qrel"], bufs["kpos"], bufs["S"]
+        half = -(-rows // 2)
+        for r0 in range(0, rows, half):
+            count = min(half, rows - r0)
+            lw.emit(Vector2D(op=V.CMP_LT, precision=Precision.FP32, src_a=qrel.addr + r0 * 4, src_b=kpos.addr,
+                             dst=cond.addr, rows=count, cols=width, a_row_stride=1, a_col_step=0, b_row_stride=0,
+                             b_col_step=1, dst_row_stride=width), reads=[qrel, kpos], writes=[cond])
+            lw.emit(Vector2D(op=V.SELECT, precision=Precision.FP32, src_a=cond.addr, src_b=bufs["ninf"].addr,
+                             dst=S.addr + r0 * width * 4, rows=count, cols=width, a_row_stride=width,
+                             b_row_stride=0, b_col_step=0, dst_row_stride=width),
+                    reads=[cond, bufs["ninf"], S], writes=[S])
+        lw.emit(Vector(op=V.ADD_IMM, precision=Precision.FP32, src_a=qrel.addr, dst=qrel.addr, length=rows,
+                       imm=f32_bits(-self.plan.block)), reads=[qrel], writes=[qrel])
 
     def add_mask(self, rows: int, width: int) -> None:
         mask_buf = self.bufs["mask"]
@@ -416,7 +690,7 @@ class _Kernel:
                          precision=self.precision, acc_precision=Precision.FP32),
                     reads=[self.bufs.get("Q", self.q.buf), k_new.buf], writes=[self.bufs["S"]])
         self.vector(V.REDUCE_MAX, "S", "S", "m", rows * n, row_len=n)
-        self.vector(V.SUB, "S", "m", "S", rows * n)
+        self.per_row(V.SUB, "S", "m", "S", rows, n)
         self.vector(V.EXP, "S", "S", "P", rows * n)
         self.vector(V.REDUCE_SUM, "P", "P", "l", rows * n, row_len=n)
         for h in range(plan.heads):
@@ -435,11 +709,14 @@ class _Kernel:
         first_head = stream * self.plan.heads * s.group
         offset = (first_head * s.q_len + q0) * s.v_dim * e
         if y.space == "sram":
-            lw.emit(Vector(op=V.MUL, precision=y.precision, src_a=self.bufs["O"].addr, src_b=self.bufs["l"].addr,
-                           dst=y.addr + min(offset, max(0, y.nbytes - count * e)), length=count),
+            if q_rows != s.q_len:
+                lw.inexact(f"{self.node.name}: output rows of a query block are written as one run")
+            lw.emit(Vector2D(op=V.MUL, precision=y.precision, src_a=self.bufs["O"].addr, src_b=self.bufs["l"].addr,
+                             dst=y.addr + min(offset, max(0, y.nbytes - count * e)), rows=rows, cols=s.v_dim,
+                             a_row_stride=s.v_dim, b_row_stride=1, b_col_step=0, dst_row_stride=s.v_dim),
                     reads=[self.bufs["O"], self.bufs["l"]], writes=[y.buf])
             return
-        self.vector(V.MUL, "O", "l", "O", count)
+        self.per_row(V.MUL, "O", "l", "O", rows, s.v_dim)
         lw.emit(DmaStore(hbm_addr=y.addr + offset, sram_addr=self.bufs["O"].addr, rows=self.plan.heads * s.group,
                          row_bytes=q_rows * s.v_dim * e, hbm_row_stride=s.q_len * s.v_dim * e),
                 reads=[self.bufs["O"]], writes=[y.buf])
@@ -452,6 +729,14 @@ class _Kernel:
         pair = stream * self.plan.heads + head
         offset = (pair * s.group * s.q_len + q0) * s.head_dim * e
         return self.q.addr + min(offset, max(0, self.q.nbytes - s.group * s.head_dim * e))
+
+    def per_row(self, op: VectorOp, a: str, b: str, dst: str, rows: int, cols: int) -> None:
+        """dst[r, c] = op(a[r, c], b[r]): a per-row correction of a rows x cols tile."""
+        bufs = self.bufs
+        self.lw.emit(Vector2D(op=op, precision=Precision.FP32, src_a=bufs[a].addr, src_b=bufs[b].addr,
+                              dst=bufs[dst].addr, rows=rows, cols=cols, a_row_stride=cols, b_row_stride=1,
+                              b_col_step=0, dst_row_stride=cols),
+                     reads=[bufs[a], bufs[b]], writes=[bufs[dst]])
 
     def vector(self, op: VectorOp, a: str, b: str, dst: str, length: int, row_len: int = 1) -> None:
         bufs = self.bufs

@@ -82,11 +82,13 @@ class Lowerer:
     values: dict[str, Value] = field(default_factory=dict)
     uses: dict[str, int] = field(default_factory=dict)
     refs: dict[int, int] = field(default_factory=dict)
-    pinned: set[int] = field(default_factory=set)
+    # id -> the Buf itself: holding it keeps its id from being reused by a later Buf
+    pinned: dict[int, Buf] = field(default_factory=dict)
     tag: str = "other"
     node: Node | None = None
     unrecognized: list[str] = field(default_factory=list)
     gaps: dict[str, list[str]] = field(default_factory=dict)
+    not_value_exact: list[str] = field(default_factory=list)  # what the functional run would get wrong
     param_bufs: dict[str, Buf] = field(default_factory=dict)
     output_bufs: dict[str, Buf] = field(default_factory=dict)
     fresh_parts: dict[int, Buf] = field(default_factory=dict)
@@ -229,7 +231,7 @@ class Lowerer:
 
     def pin(self, buf: Buf) -> None:
         """Never return `buf` to an arena (weights, caches, graph inputs and outputs)."""
-        self.pinned.add(id(buf))
+        self.pinned[id(buf)] = buf
 
     def fresh_part(self, cache: Buf) -> Buf:
         """Positions appended to a cache, as their own Buf: reading the past never waits on them."""
@@ -256,6 +258,17 @@ class Lowerer:
         if len(names) < 8 and self.node is not None:
             names.append(self.node.name)
 
+    def inexact(self, what: str) -> None:
+        """Record that the emitted code times `what` right but would not compute its values."""
+        if what not in self.not_value_exact and len(self.not_value_exact) < 32:
+            self.not_value_exact.append(what)
+
+    def weight_layout(self, name: str, widths: list[int]) -> None:
+        """A packed weight is stored as consecutive [K, width] column blocks (memory images need it)."""
+        layouts = self.program.meta.setdefault("weight_pieces", {})
+        if layouts.setdefault(name, list(widths)) != list(widths):
+            self.inexact(f"weight {name!r} is read with two different packings")
+
     def act_precision(self) -> Precision:
         return PRECISION_OF[self.options.activation_precision]
 
@@ -267,6 +280,9 @@ class Lowerer:
             nbytes = math.ceil(math.prod(self.local_shape(name)) * bits / 8)
             buf = self.alloc(align(nbytes), f"const:{name}")
             self.pin(buf)
+            self.region(name, buf)  # memory images put its value there
+            if self.em.raw:
+                self.inexact(f"constant {name!r} is placed after earlier kernels may have used its bytes")
         precision = None
         if const.is_parameter:
             label = self.options.weight_precision

@@ -30,6 +30,11 @@ def lower_matmul(lw: Lowerer, node: Node) -> None:
     weight = weight_source(lw.graph, node.inputs[1])
     out = lw.new_value(node.outputs[0])
     if weight is not None:
+        perm = tuple(weight[1])
+        if node.op == Op.GEMM and node.attr("transB", 0):
+            perm = tuple(reversed(perm))
+        if perm != tuple(range(len(perm))):  # memory images transpose the parameter before packing
+            lw.program.meta.setdefault("weight_perms", {})[weight[0]] = list(perm)
         _weight_gemm(lw, a, lw.value(weight[0]), out)
     else:
         lw.unrecognized.append(node.name)

@@ -34,10 +34,12 @@ from compiler.targets.programmable.isa import (
     DmaStore,
     Engine,
     Gemm,
+    GemmStrided,
     Halt,
     Instruction,
     Loop,
     Vector,
+    Vector2D,
 )
 from compiler.targets.programmable.options import LoweringError
 from compiler.targets.programmable.program import Program
@@ -61,6 +63,8 @@ _STRIDES: dict[type, tuple[tuple[str, str], ...]] = {
     DmaStore: (("hbm_addr", "hbm_loop_stride"), ("sram_addr", "sram_loop_stride")),
     Gemm: (("a_addr", "a_loop_stride"), ("b_addr", "b_loop_stride"), ("c_addr", "c_loop_stride")),
     Vector: (("src_a", "loop_stride"), ("src_b", "loop_stride"), ("dst", "loop_stride")),
+    Vector2D: (("src_a", "loop_stride"), ("src_b", "loop_stride"), ("dst", "loop_stride")),
+    GemmStrided: (("a_addr", ""), ("b_addr", ""), ("c_addr", "")),   # no loop strides: addresses stay put
     Collective: (),
 }
 
@@ -449,6 +453,8 @@ def _with_strides(body: Instruction, later: Instruction, tag: str) -> Instructio
     if type(body) is not type(later):
         raise LoweringError(f"internal: LOOP body changes instruction type ({tag})")
     pairs = _STRIDES.get(type(body), ())
+    if isinstance(body, Vector2D) and body.b_fixed:  # src_b stays put in every iteration
+        pairs = tuple(p for p in pairs if p[0] != "src_b")
     address_fields = {name for name, _ in pairs}
     for name, _bits in body.FIELDS:
         if name not in address_fields and not name.endswith("stride") and getattr(body, name) != getattr(later, name):
@@ -456,6 +462,10 @@ def _with_strides(body: Instruction, later: Instruction, tag: str) -> Instructio
     strides: dict[str, int] = {}
     for address, stride_field in pairs:
         step = getattr(later, address) - getattr(body, address)
+        if not stride_field:
+            if step:
+                raise _StrideOverflow()   # an address that cannot move: write the loop out
+            continue
         if step < 0:
             raise LoweringError(f"internal: LOOP stride of {type(body).__name__}.{address} is negative ({tag})")
         if strides.setdefault(stride_field, step) != step:

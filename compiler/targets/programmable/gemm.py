@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from compiler.targets.programmable.context import Lowerer, StagingFull
 from compiler.targets.programmable.emitter import Buf
-from compiler.targets.programmable.isa import DmaLoad, DmaStore, Gemm, Precision
+from compiler.targets.programmable.isa import DmaLoad, DmaStore, Gemm, GemmStrided, Precision
+from compiler.targets.programmable.options import LoweringError
 from compiler.targets.programmable.tiling import GEMM_DIM_LIMIT, choose_split, pieces, plan_gemm_tiles
 
 
@@ -57,7 +58,25 @@ def emit_gemm(lw: Lowerer, a: MatrixRef, b: MatrixRef, c: MatrixRef, precision: 
             if budget < 1 << 10:
                 raise
             budget //= 2
+    _note_layouts(lw, kernel, a, b, c)
     kernel.run()
+
+
+def _note_layouts(lw: Lowerer, kernel: _GemmKernel, a: MatrixRef, b: MatrixRef, c: MatrixRef) -> None:
+    """Record a packed weight's piece widths (memory images lay it out that way), and check that
+    the row pitches of row-major operands fit GEMM_STRIDED (tiles of several rows that are
+    column or K slices of a wider matrix are read and written at their pitch)."""
+    n_full, n_rest = divmod(kernel.n, kernel.n_chunk)
+    widths = []
+    for width in [kernel.n_chunk] * n_full + ([n_rest] if n_rest else []):
+        widths += pieces(width, max(kernel.ways, math.ceil(width / GEMM_DIM_LIMIT)))
+    if b.packed:
+        lw.weight_layout(b.buf.name, widths)
+    pitch = max(kernel.k, kernel.n)
+    strided = min(kernel.m_block, kernel.m) > 1 or not b.packed
+    if strided and pitch >= 1 << dict(GemmStrided.FIELDS)["lda"]:
+        raise LoweringError(f"{lw.where()}: GEMM row pitch {pitch} elements does not fit GEMM_STRIDED's "
+                            f"{dict(GemmStrided.FIELDS)['lda']}-bit lda/ldb/ldc")
 
 
 class _GemmKernel:
@@ -170,19 +189,27 @@ class _GemmKernel:
             b_base = b.addr + (b.nbytes(col0 * self.k + k0 * width) if b.packed else b.nbytes(k0 * self.n + col0))
         if self.c_slots:
             c_buf = self.c_slots[slot if c_slot is None else c_slot]
-            c_base = c_buf.addr
+            c_base, ldc = c_buf.addr, width                      # the slot holds [rows, width] row-major
         else:
             c_buf = self.c.buf
-            c_base = self.c.addr + self.c.nbytes(m0 * self.n + col0 * rows)
+            c_base, ldc = self.c.addr + self.c.nbytes(m0 * self.n + col0), self.n
+        ldb = width if self.b_slots else self.n                  # a row-major B (packed pieces are dense)
         offset = 0
         for p, w in enumerate(widths):
             accumulate = k0 > 0
             reads = [a_buf, b_buf] + ([c_buf] if accumulate else [])
-            lw.emit(Gemm(a_addr=a_addr + self.a.nbytes(k0), b_addr=b_base + b.nbytes(offset * depth),
-                         c_addr=c_base + self.c.nbytes(offset * rows), m=rows, n=w, k=depth,
-                         precision=self.precision, acc_precision=self.acc, accumulate=accumulate,
-                         split=self.split, subarray=p % self.ways),
-                    reads=reads, writes=[c_buf])
+            shape = dict(m=rows, n=w, k=depth, precision=self.precision, acc_precision=self.acc,
+                         accumulate=accumulate, split=self.split, subarray=p % self.ways)
+            pitches = dict(lda=self.k, ldb=w if b.packed else ldb, ldc=ldc)
+            if _dense(rows, depth, w, **pitches):
+                # the rows of every operand are consecutive: the plain GEMM, addressed alike
+                instruction = Gemm(a_addr=a_addr + self.a.nbytes(k0), b_addr=b_base + b.nbytes(offset * depth),
+                                   c_addr=c_base + self.c.nbytes(offset), **shape)
+            else:
+                b_addr = b_base + (b.nbytes(offset * depth) if b.packed else b.nbytes(offset))
+                instruction = GemmStrided(a_addr=a_addr + self.a.nbytes(k0), b_addr=b_addr,
+                                          c_addr=c_base + self.c.nbytes(offset), **shape, **pitches)
+            lw.emit(instruction, reads=reads, writes=[c_buf])
             offset += w
 
     def store(self, m0: int, rows: int, j: int, slot: int, width: int) -> None:
@@ -193,6 +220,11 @@ class _GemmKernel:
                               sram_addr=self.c_slots[slot].addr, rows=rows, row_bytes=c.nbytes(width),
                               hbm_row_stride=c.nbytes(self.n)),
                      reads=[self.c_slots[slot]], writes=[c.buf])
+
+
+def _dense(rows: int, depth: int, w: int, lda: int, ldb: int, ldc: int) -> bool:
+    """Whether A [rows, depth], B [depth, w] and C [rows, w] at these row pitches are dense."""
+    return (rows == 1 or lda == depth) and (depth == 1 or ldb == w) and (rows == 1 or ldc == w)
 
 
 def _unrolled(chunk: Callable[[int, int, int], None], unroll: int, width: int) -> Callable[[int], None]:

@@ -217,12 +217,21 @@ class _IntegerKernel:
         return self.program, self.em.accesses
 
     def piece_widths(self, layer: _Layer, widest: int) -> list[int]:
-        """Columns per GEMM: one piece per sub-array of the chosen split, each at most `widest`."""
+        """Columns per GEMM: one piece per sub-array of the chosen split, each at most `widest`.
+
+        On integer-subset chips (what the RTL core builds) every piece but a ragged last one is a
+        whole number of array columns: the RTL GEMM unit reads B rows and writes C rows a word
+        at a time and the DMA moves whole beats (rtl/programmable/check.py)."""
         k, n = self.shapes[layer.weight]
         if k > GEMM_DIM_LIMIT:
             raise LoweringError(f"integer layer {layer.weight!r}: K = {k} exceeds one GEMM's 65535")
         ways = choose_split(self.chip, self.shapes[layer.source][0], n, k, "int8").ways
-        return pieces(n, max(ways, math.ceil(n / widest)))
+        count = max(ways, math.ceil(n / widest))
+        quantum = self.chip.systolic.cols if self.chip.isa_subset == "integer" else 1
+        units = pieces(math.ceil(n / quantum), count)
+        widths = [u * quantum for u in units]
+        widths[-1] -= sum(widths) - n
+        return widths
 
     def reserve(self, widths: dict[str, list[int]], streamed: bool) -> int:
         """SRAM besides the weights: layer input and output, two accumulators, zeros, slots."""

@@ -17,12 +17,16 @@ reads `base + i * stride` (each address has its own stride field). Loops do not 
 Addresses are byte addresses. SRAM addresses are 32 bits, HBM addresses 40 bits.
 The integer subset (what `isa_subset = "integer"` presets and the RTL implement): DMA_LOAD,
 DMA_STORE, GEMM with precision int8 (int32 accumulators), VECTOR ops on int32 (ADD, MUL,
-MAX, SHIFT, REQUANT, REDUCE_SUM, REDUCE_MAX, COPY), LOOP, HALT.
+MAX, SHIFT, REQUANT, REDUCE_SUM, REDUCE_MAX, COPY), LOOP, HALT. Float programs add
+VECTOR_2D (strided and broadcast operands), DMA_GATHER (rows of HBM by an index vector in
+SRAM) and GEMM_STRIDED (GEMM operands with row pitches), new opcodes that leave the integer
+subset's encodings as they were.
 """
 
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -39,6 +43,9 @@ class Opcode(enum.IntEnum):
     VECTOR = 4
     COLLECTIVE = 5
     LOOP = 6
+    VECTOR_2D = 7
+    DMA_GATHER = 8
+    GEMM_STRIDED = 9
 
 
 class Engine(enum.IntEnum):
@@ -58,6 +65,7 @@ class Precision(enum.IntEnum):
     FP16 = 4
     FP32 = 5
     INT32 = 6
+    INT64 = 7  # only as the source type of CONVERT (integer graph inputs such as position ids)
 
     @property
     def label(self) -> str:
@@ -65,13 +73,20 @@ class Precision(enum.IntEnum):
 
     @property
     def bits(self) -> int:
-        return {"INT8": 8, "INT4": 4, "FP8": 8, "BF16": 16, "FP16": 16, "FP32": 32, "INT32": 32}[self.name]
+        return {"INT8": 8, "INT4": 4, "FP8": 8, "BF16": 16, "FP16": 16, "FP32": 32, "INT32": 32, "INT64": 64}[self.name]
 
 
 class VectorOp(enum.IntEnum):
     """Elementwise ops take `length` elements of src_a (and src_b); reductions reduce each
     row of `row_len` elements to one; REQUANT computes clamp(round_half_up((a * imm) >> shift))
-    to int8 (fixed-point scale `imm`, right shift `shift`)."""
+    to int8 (fixed-point scale `imm`, right shift `shift`).
+
+    Float-only ops (13..): MIN, NEG, ABS, LOG, SIN, COS; *_IMM ops take their second operand
+    from `imm` read as float32 bits (Vector only: Vector2D has no imm); FILL writes imm;
+    CONVERT reads src_a as the Precision numbered `imm` and writes `precision`; comparisons
+    write 1.0 or 0.0; SELECT writes src_b where src_a != 0 and keeps dst elsewhere (dst is
+    read: a three-operand op without a third address). See simulator/programmable/functional.py.
+    """
 
     COPY = 0
     ADD = 1
@@ -86,6 +101,31 @@ class VectorOp(enum.IntEnum):
     RECIPROCAL = 10
     SILU = 11
     SUB = 12
+    MIN = 13
+    NEG = 14
+    ABS = 15
+    LOG = 16
+    SIN = 17
+    COS = 18
+    ADD_IMM = 19
+    MUL_IMM = 20
+    MAX_IMM = 21
+    MIN_IMM = 22
+    FILL = 23
+    CONVERT = 24
+    CMP_EQ = 25
+    CMP_LT = 26
+    CMP_LE = 27
+    SELECT = 28
+
+
+def f32_bits(value: float) -> int:
+    """The `imm` field of a *_IMM or FILL op: `value` as float32 bits."""
+    return int(struct.unpack("<I", struct.pack("<f", float(value)))[0])
+
+
+def bits_f32(bits: int) -> float:
+    return float(struct.unpack("<f", struct.pack("<I", int(bits) & 0xFFFFFFFF))[0])
 
 
 INTEGER_VECTOR_OPS = frozenset({VectorOp.COPY, VectorOp.ADD, VectorOp.MUL, VectorOp.MAX, VectorOp.SHIFT,
@@ -197,6 +237,42 @@ class Gemm(Instruction):
 
 
 @dataclass(frozen=True)
+class GemmStrided(Gemm):
+    """GEMM_STRIDED: a GEMM whose operands are row-pitched: A[i, j] at a_addr + (i * lda + j)
+    elements, B[i, j] at b_addr + (i * ldb + j), C[i, j] at c_addr + (i * ldc + j) — a tile of
+    several rows read from, or written into, a wider row-major matrix (prefill, batch > 1).
+
+    With `transpose_b`, B[i, j] is element j * ldb + i: a weight tile shifts in columns of a
+    row-major operand instead of rows (a [n, k] matrix used as its transpose, e.g. new keys
+    written into the cache's transposed blocks as I @ K^T).
+
+    The same fields as GEMM (same array schedule and cycles) with the row pitches lda, ldb, ldc
+    (elements, 20 bits) in place of the loop strides: its addresses do not move in a LOOP (the
+    lowering writes a loop out when they would). 24 + 218 = 242 of the 256 bits.
+    """
+
+    OPCODE: ClassVar[Opcode] = Opcode.GEMM_STRIDED
+    FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("a_addr", 32), ("b_addr", 32), ("c_addr", 32), ("m", 16), ("n", 16), ("k", 16),
+        ("precision", 3), ("acc_precision", 3), ("accumulate", 1), ("split", 3), ("subarray", 3),
+        ("lda", 20), ("ldb", 20), ("ldc", 20), ("transpose_b", 1),
+    )
+    lda: int = 0
+    ldb: int = 0
+    ldc: int = 0
+    transpose_b: bool = False
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        b_rows, b_cols = (self.n, self.k) if self.transpose_b else (self.k, self.n)
+        for name, rows, least in (("lda", self.m, self.k), ("ldb", b_rows, b_cols), ("ldc", self.m, self.n)):
+            if rows > 1 and getattr(self, name) < least:
+                raise ValueError(f"GemmStrided.{name} = {getattr(self, name)} is shorter than a row ({least})")
+        if self.a_loop_stride or self.b_loop_stride or self.c_loop_stride:
+            raise ValueError("GemmStrided has no loop strides: its addresses do not move in a LOOP")
+
+
+@dataclass(frozen=True)
 class Vector(Instruction):
     """dst[i] = op(src_a[i], src_b[i]) for `length` elements of `precision` (see VectorOp)."""
 
@@ -216,6 +292,76 @@ class Vector(Instruction):
     imm: int = 0
     shift: int = 0
     loop_stride: int = 0
+
+
+@dataclass(frozen=True)
+class Vector2D(Instruction):
+    """A vector op over a `rows` x `cols` grid with a stride per operand (VECTOR_2D): broadcasts,
+    strided slices, concatenation and transposes without a copy first.
+
+    Element (r, c) reads src_a[r * a_row_stride + c * a_col_step] and src_b[r * b_row_stride +
+    c * b_col_step] (strides in elements; a step of 0 repeats one value along the row, a row
+    stride of 0 repeats one row) and writes dst[r * dst_row_stride + c]; a reduction writes
+    dst[r * dst_row_stride]. In loop iteration i every address moves by `loop_stride` bytes,
+    except src_b when `b_fixed` (an operand shared by every iteration, e.g. a RoPE table).
+    """
+
+    OPCODE: ClassVar[Opcode] = Opcode.VECTOR_2D
+    ENGINE: ClassVar[Engine] = Engine.VECTOR
+    FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("op", 6), ("precision", 3), ("src_a", 32), ("src_b", 32), ("dst", 32), ("rows", 20), ("cols", 20),
+        ("a_row_stride", 20), ("b_row_stride", 20), ("dst_row_stride", 20), ("a_col_step", 1), ("b_col_step", 1),
+        ("loop_stride", 24), ("b_fixed", 1),
+    )
+    op: VectorOp = VectorOp.COPY
+    precision: Precision = Precision.FP32
+    src_a: int = 0
+    src_b: int = 0
+    dst: int = 0
+    rows: int = 1
+    cols: int = 1
+    a_row_stride: int = 0
+    b_row_stride: int = 0
+    dst_row_stride: int = 0
+    a_col_step: int = 1
+    b_col_step: int = 1
+    loop_stride: int = 0
+    b_fixed: bool = False
+
+    @property
+    def length(self) -> int:
+        return self.rows * self.cols
+
+
+@dataclass(frozen=True)
+class DmaGather(Instruction):
+    """Indexed DMA (DMA_GATHER): for r < rows, copy `row_bytes` from HBM `hbm_addr + index[r] *
+    hbm_row_stride` to SRAM `sram_addr + r * row_bytes`, where index[] holds `rows` signed
+    integers (int64 when `index_int64`, else int32) at SRAM `index_addr`. Embedding rows by
+    token id, cos/sin rows by position id, KV blocks by block id. Addresses do not move in loops.
+    """
+
+    OPCODE: ClassVar[Opcode] = Opcode.DMA_GATHER
+    ENGINE: ClassVar[Engine] = Engine.LOAD
+    FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("hbm_addr", 40), ("sram_addr", 32), ("index_addr", 32), ("rows", 24), ("row_bytes", 24),
+        ("hbm_row_stride", 32), ("index_int64", 1),
+    )
+    hbm_addr: int = 0
+    sram_addr: int = 0
+    index_addr: int = 0
+    rows: int = 1
+    row_bytes: int = 0
+    hbm_row_stride: int = 0
+    index_int64: bool = False
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows * self.row_bytes
+
+    @property
+    def index_bytes(self) -> int:
+        return self.rows * (8 if self.index_int64 else 4)
 
 
 @dataclass(frozen=True)
@@ -251,7 +397,8 @@ class Halt(Instruction):
 
 
 INSTRUCTION_CLASSES: dict[Opcode, type[Instruction]] = {
-    cls.OPCODE: cls for cls in (Halt, DmaLoad, DmaStore, Gemm, Vector, Collective, Loop)
+    cls.OPCODE: cls
+    for cls in (Halt, DmaLoad, DmaStore, Gemm, Vector, Collective, Loop, Vector2D, DmaGather, GemmStrided)
 }
 _HEADER = (("opcode", 4), ("engine", 4), ("wait0", 4), ("wait1", 4), ("signal0", 4), ("signal1", 4))
 
@@ -302,6 +449,10 @@ _FIELD_ENUMS = {
     ("*", "op"): VectorOp,
     ("*", "kind"): CollectiveKind,
     ("Gemm", "accumulate"): bool,
+    ("GemmStrided", "accumulate"): bool,
+    ("GemmStrided", "transpose_b"): bool,
+    ("Vector2D", "b_fixed"): bool,
+    ("DmaGather", "index_int64"): bool,
 }
 
 

@@ -49,10 +49,11 @@ SUPPORTED_OPS = frozenset(_CONTRACTIONS) | SUPPORTED_VECTOR_OPS | layout.VIEW_OP
 GEMM_MODEL = ("a GEMM instruction runs on sub-array `subarray` of every array (arrays_per_chip of them share its "
               "N tiles); split = log2(ways) divides each array along K into ways sub-arrays of rows/ways x cols "
               "(simulator/programmable/costs/systolic.py); a queue retires in program order")
-LAYOUTS = ("weights packed per DMA chunk as [sub-array piece][K][piece columns]; KV cache in blocks of every "
-           "(sequence, KV head), K transposed [d, block], V [block, dv] (Attention), or row-major with room for "
-           "the appended token (Concat); float programs are timing programs: sizes and bytes are exact, "
-           "values are not (float functional runs are not supported)")
+LAYOUTS = ("weights packed per DMA chunk as [sub-array piece][K][piece columns] (meta weight_pieces); KV cache "
+           "in blocks of every (sequence, KV head), K transposed [d, block], V [block, dv] (Attention, meta "
+           "cache_layouts), or row-major with room for the appended token (Concat); GEMM tiles of several rows "
+           "that slice a wider row-major operand use GEMM_STRIDED (row pitches lda/ldb/ldc); float programs run "
+           "functionally unless meta isa_gaps or not_value_exact name what they would get wrong")
 
 
 def lower_graph(graph: Graph, chip: ProgrammableChip, options: LoweringOptions) -> Program:
@@ -85,8 +86,10 @@ def lower_graph_traced(graph: Graph, chip: ProgrammableChip, options: LoweringOp
         lw.define(name, buf, bits=_input_bits(graph, name, options))
     for buf in (*memory.param_bufs.values(), *memory.output_bufs.values(), *memory.gathered_outputs.values()):
         lw.pin(buf)
+    _place_constants(lw, static)
     for node in graph.nodes():
         _lower_node(lw, node, static, memory.gathered_outputs)
+    _note_precisions(lw, options)
     count = lw.em.finish()
     fits, reason = fits_report(weights, kv, lw.hbm.high_water, memory.io_bytes, chip)
     lw.program.meta.update({
@@ -99,16 +102,52 @@ def lower_graph_traced(graph: Graph, chip: ProgrammableChip, options: LoweringOp
         "kv_bytes": {"per_chip": kv.kv_per_chip, "total": kv.kv_total},
         "state_bytes": {"per_chip": kv.state_per_chip, "total": kv.state_total},
         "hbm_capacity_bytes": chip.memory.hbm_bytes, "sram_capacity_bytes": chip.memory.sram_bytes,
-        "activation_hbm_bytes": lw.hbm.high_water, "sram_peak_bytes": lw.sram.base + lw.sram.high_water,
+        "activation_hbm_bytes": lw.hbm.high_water, "hbm_end_bytes": lw.hbm.top,
+        "sram_peak_bytes": lw.sram.base + lw.sram.high_water,
         "fits": fits, "fits_reason": reason,
         "unrecognized": list(lw.unrecognized), "isa_gaps": {k: list(v) for k, v in lw.gaps.items()},
+        "not_value_exact": list(lw.not_value_exact),
         "sharding_notes": list(shard.notes), "folded_after_binding": len(static),
         "instructions": count, "loops": sum(isinstance(i, Loop) for i in lw.program.instructions),
         "fences": lw.em.fence_count, "semaphores_used": lw.em.semaphores_used,
         "gemm_model": GEMM_MODEL, "layouts": LAYOUTS,
+        "graph_outputs": list(graph.outputs),
+        "tensors": {name: {"dtype": str(graph.type_of(name).dtype), "shape": list(shapes[name])}
+                    for name in [*graph.inputs, *graph.outputs]},
         "lowering_s": time.perf_counter() - started,
     })
     return lw.program, lw.em.accesses
+
+
+def _place_constants(lw: Lowerer, static: set[str]) -> None:
+    """Give folded values and the float constants that kernels read their SRAM (or HBM) before any
+    instruction is emitted: memory images put their values there at the start, so no earlier
+    kernel may have used those bytes as scratch. Integer constants are shape arguments."""
+    for node in lw.graph.nodes():
+        if node.outputs[0] in static:
+            for out in node.outputs:
+                if out:
+                    lw.new_value(out)  # known once shapes are bound: a constant, no instructions
+                    lw.pin(lw.values[out].buf)
+                    lw.region(out, lw.values[out].buf)
+                    lw.program.meta.setdefault("static_values", []).append(out)
+            if node.op in _SHAPE_ONLY:  # its input need not exist before the run: images need its shape
+                lw.program.meta.setdefault("static_shapes", {})[node.inputs[0]] = list(lw.shapes[node.inputs[0]])
+            continue
+        if node.op in layout.VIEW_OPS or node.op in _SHAPE_ONLY:
+            continue
+        for value in node.inputs:
+            const = lw.graph.constants.get(value) if value else None
+            if const is not None and not const.is_parameter and const.type.dtype.is_float:
+                lw.value(value)
+
+
+def _note_precisions(lw: Lowerer, options: LoweringOptions) -> None:
+    """Functional runs of float programs are checked in fp32; other precisions are timed only
+    (vector ops write their output's precision into tiles sized for another)."""
+    labels = {options.weight_precision, options.kv_precision, options.activation_precision}
+    if labels != {"fp32"}:
+        lw.inexact(f"precisions {sorted(labels)}: float programs are value-exact in fp32 only")
 
 
 def _check_address_space(graph: Graph, chip: ProgrammableChip, options: LoweringOptions, weights: WeightPlan,
@@ -150,11 +189,7 @@ def _size(nbytes: float) -> str:
 def _lower_node(lw: Lowerer, node: Node, static: set[str], gathered_outputs: dict) -> None:
     lw.node = node
     lw.tag = layer_kind(lw.graph, node)
-    if node.outputs[0] in static:
-        for out in node.outputs:
-            if out:
-                lw.new_value(out)  # known once shapes are bound: a constant, no instructions
-                lw.pin(lw.values[out].buf)
+    if node.outputs[0] in static:  # placed before the first instruction (_place_constants)
         lw.release_inputs(node)
         return
     gathered = []

@@ -98,8 +98,14 @@ def test_a_float_model_on_matx_tiny_names_its_first_node():
                     LoweringOptions(bindings={"past_len": 8}))
 
 
-def test_images_are_refused_for_float_programs():
+def test_float_programs_timed_only_are_refused_by_the_functional_run():
+    """A bf16 program over 8 chips (the unfused graph) is timed, not computed: refused by name.
+    Float programs that are value-exact run: tests/targets/programmable/test_prog_float_functional.py."""
+    from simulator.programmable import ProgramError
+    from simulator.programmable import run_functional as simulate_values
+
     graph = model_graph("tiny-llama", "decode")
     program = lower_graph(graph, chip("matx-one"), LoweringOptions(bindings={"past_len": 8}))
-    with pytest.raises(LoweringError, match="float functional runs are not supported"):
-        hbm_image(program, graph, {})
+    assert program.meta["not_value_exact"]
+    with pytest.raises(ProgramError, match="values would be wrong.*fp32 only"):
+        simulate_values(program, chip("matx-one"), 1 << 20)
