@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -45,7 +46,22 @@ def verilog_of(component, name: str = "top") -> str:
     """Verilog text of an Amaranth component (ports from its signature, plus `clk` and `rst`)."""
     from amaranth.back import verilog
 
-    return verilog.convert(component, name=name, emit_src=False)
+    return _trigger_at_time_zero(verilog.convert(component, name=name, emit_src=False))
+
+
+_TRIGGER = re.compile(r"^(\s*)reg (\\\$auto\$verilog_backend\.cc:\d+:dump_module\$\d+) += 0;$", re.MULTILINE)
+
+
+def _trigger_at_time_zero(text: str) -> str:
+    """Make yosys's `always @*` trigger register change at time 0.
+
+    yosys puts `if (trigger) begin end` into every `always @*` so that simulators run the block
+    once, but declares `reg trigger = 0;`, which under Icarus's -g2012 semantics is no event: a
+    comb block whose inputs never change after time 0 (a mux on configuration registers) keeps
+    X forever. `initial #0 trigger = 1;` runs after every process waits, so each block runs
+    once. Synthesis ignores it (the register drives nothing).
+    """
+    return _TRIGGER.sub(lambda m: f"{m.group(0)}\n{m.group(1)}initial #0 {m.group(2)} = 1'h1;", text)
 
 
 def build(design: str, make_component: Callable[[], object], toplevel: str = "top",
@@ -102,7 +118,8 @@ def _cached(design: str, key: Mapping[str, object] | None) -> BuiltDesign | None
 
 
 def _newest_generator_source() -> float:
-    sources = [*(REPO / "rtl").rglob("*.py"), REPO / "compiler" / "targets" / "programmable" / "isa.py"]
+    sources = [*(REPO / "rtl").rglob("*.py"), REPO / "compiler" / "targets" / "programmable" / "isa.py",
+               Path(__file__)]
     return max(p.stat().st_mtime for p in sources)
 
 
@@ -123,11 +140,16 @@ def run_cocotb(built: BuiltDesign, test_module: str, test_dir: Path, *, inputs: 
     env.update(extra_env or {})
     log = test_dir / "sim.log"
     started = time.perf_counter()
-    results = get_runner("icarus").test(
-        test_module=test_module, hdl_toplevel=built.toplevel, hdl_toplevel_lang="verilog",
-        build_dir=built.build_dir, test_dir=test_dir,
-        testcase=testcase, seed=seed, extra_env=env, timescale=TIMESCALE, log_file=log,
-        results_xml=str(test_dir / "results.xml"))
+    results = test_dir / "results.xml"
+    results.unlink(missing_ok=True)         # never read a previous run's verdict
+    try:
+        results = get_runner("icarus").test(
+            test_module=test_module, hdl_toplevel=built.toplevel, hdl_toplevel_lang="verilog",
+            build_dir=built.build_dir, test_dir=test_dir,
+            testcase=testcase, seed=seed, extra_env=env, timescale=TIMESCALE, log_file=log,
+            results_xml=str(results))
+    except SystemExit:          # cocotb_tools exits when a test fails; results.xml says which
+        pass
     (test_dir / "wall_s.txt").write_text(f"{time.perf_counter() - started:.3f}\n")
     try:
         total, failed = get_results(results)

@@ -52,11 +52,16 @@ class StreamDriver:
             while True:
                 await ReadOnly()
                 accepted = bool(self.port.ready.value)
+                if accepted:
+                    self.on_beat()
                 await FallingEdge(self.clock)
                 if accepted:
                     break
             self.sent += 1
             self.port.valid.value = 0
+
+    def on_beat(self) -> None:
+        """Called in the cycle a beat is taken (subclasses time the stream with it)."""
 
 
 class StreamSink:
@@ -80,6 +85,10 @@ class StreamSink:
             await ReadOnly()
             if self.port.valid.value and self.port.ready.value:
                 self.received.append(int(self.port.payload.value))
+                self.on_beat()
+
+    def on_beat(self) -> None:
+        """Called in the cycle a beat is received (subclasses time the stream with it)."""
 
     async def wait_for(self, count: int, watchdog: Watchdog) -> list[int]:
         while len(self.received) < count:

@@ -22,6 +22,7 @@ from simulator.hardware.programmable import ProgrammableChip
 MAX_ARRAY_DIM = 32            # PEs along either side of the array
 MAX_LANES = 32
 MAX_SRAM_BYTES = 1 << 20      # scratchpad words are addressed with 32-bit SRAM fields
+VECTOR_PIPELINE_CYCLES = 5    # what vector_unit.py adds to ceil(length / lanes): vector.pipeline_latency_cycles
 
 
 class RtlConfigError(ValueError):
@@ -41,6 +42,7 @@ class CoreConfig:
     ext_latency_cycles: int       # request to first data beat
     hbm_bytes: int
     clock_hz: float
+    vector_pipeline_cycles: int = VECTOR_PIPELINE_CYCLES
 
     @property
     def sram_words(self) -> int:
@@ -81,8 +83,14 @@ class CoreConfig:
         max_split = int(math.log2(splits[-1]))
         if splits != [1 << i for i in range(max_split + 1)]:
             raise fail("systolic.split_factors", f"{splits} must be consecutive powers of two from 1")
+        if s.rows >> max_split < 2:
+            raise fail("systolic.split_factors", f"splitting {s.rows} rows {1 << max_split} ways leaves sub-arrays of "
+                       f"{s.rows >> max_split} row; the RTL needs at least 2 rows per sub-array")
         if v.lanes != s.cols:
             raise fail("vector.lanes", f"{v.lanes} lanes must equal systolic.cols {s.cols} (one scratchpad word)")
+        if v.pipeline_latency_cycles != VECTOR_PIPELINE_CYCLES:
+            raise fail("vector.pipeline_latency_cycles", f"{v.pipeline_latency_cycles}; the RTL vector unit takes "
+                       f"{VECTOR_PIPELINE_CYCLES} cycles beyond ceil(length / lanes)")
         if v.ops_per_lane_per_cycle != 1:
             raise fail("vector.ops_per_lane_per_cycle", f"the RTL lane does one op per cycle, not "
                        f"{v.ops_per_lane_per_cycle}")
