@@ -90,15 +90,20 @@ def _run(program: Program, chip: ProgrammableChip, options, trace: bool, label: 
     return result, time.perf_counter() - start
 
 
-def simulate_model(graphs, chip: ProgrammableChip, options) -> SimReport:
+def simulate_model(graphs, chip: ProgrammableChip, options, lower_step=None) -> SimReport:
+    """`lower_step(step, graph, bindings) -> Program` lowers each step ("decode", "prefill"); the default
+    is `lower`. Sweeps pass one that reuses programs across chips the lowering cannot tell apart."""
+    if lower_step is None:
+        def lower_step(step: str, graph: Graph, bindings: dict[str, int]) -> Program:
+            return lower(graph, chip, options, bindings)
     if graphs.decode is None:
         raise ValueError(f"{graphs.name}: no decode graph (a graph with a past-length cache input); "
                          "the programmable simulator reports decode TPOT and needs one")
     recognize, note = _recognizer()
     notes = [note] if note else []
     try:
-        decode_program = lower(recognize(graphs.decode), chip, options,
-                               {"batch": options.batch, "past_len": options.context})
+        decode_program = lower_step("decode", recognize(graphs.decode),
+                                    {"batch": options.batch, "past_len": options.context})
     except Exception as error:
         if not _beyond_address_space(error):
             raise
@@ -112,8 +117,8 @@ def simulate_model(graphs, chip: ProgrammableChip, options) -> SimReport:
     prefill_program = None
     if graphs.prefill is not None:
         try:
-            prefill_program = lower(recognize(graphs.prefill), chip, options,
-                                    {"batch": options.batch, "seq": options.prompt_len})
+            prefill_program = lower_step("prefill", recognize(graphs.prefill),
+                                         {"batch": options.batch, "seq": options.prompt_len})
         except Exception as error:
             if not _beyond_address_space(error):
                 raise
@@ -146,6 +151,11 @@ def simulate_model(graphs, chip: ProgrammableChip, options) -> SimReport:
         "chips": chips,
         "decode": summary.engine_extra(chip, decode, decode_host_s),
         "prefill": prefill_extra,
+        # The compute roof compute_utilization is measured against and the decode MACs per token,
+        # all chips: what a roofline across targets needs.
+        "peak_macs_per_s": chips * summary.peak_macs_per_s(
+            chip, decode, activation_precision(chip, options.weight_precision)),
+        "macs_per_token": decode.totals["macs"] * chips / options.batch,
         "weights_in_sram": meta.get("weights_in_sram"),
         "notes": notes,
         "not_modelled": ["SRAM bandwidth limits on GEMM/vector operands (counted for energy only)",

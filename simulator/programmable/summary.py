@@ -66,6 +66,16 @@ def compute_utilization(chip: ProgrammableChip, result: EngineResult) -> float:
     return roofline_shares(chip, result)["compute"]
 
 
+def peak_macs_per_s(chip: ProgrammableChip, result: EngineResult, precision: str) -> float:
+    """One chip's peak MAC rate at the step's precision mix (its MACs over their time at each
+    precision's peak): the roof `compute_utilization` is measured against. A step without MACs
+    takes `precision`'s peak."""
+    macs = sum(result.macs_by_precision.values())
+    if macs <= 0:
+        return chip.peak_macs_per_s(precision) if chip.supports(precision) else math.nan
+    return macs / sum(m / chip.peak_macs_per_s(p) for p, m in result.macs_by_precision.items() if m)
+
+
 def per_layer(result: EngineResult, chips: int) -> dict[str, LayerCost]:
     return {tag: LayerCost(time_s=c.time_s, hbm_bytes=c.hbm_bytes * chips, macs=c.macs * chips, count=c.count)
             for tag, c in result.tags.items()}

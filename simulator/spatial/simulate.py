@@ -89,6 +89,10 @@ def simulate(graphs: ModelGraphs, chip: SpatialChip, options: SimOptions) -> Sim
         "weight_bytes_moved_per_token": 0,
         "weight_macs_per_token": macs_per_token,
         "attention_macs_per_token": timing.attention_macs,
+        # All MAC hardware (weight lanes and attention units) and all MACs of a token, for rooflines
+        # drawn across targets; compute_utilization counts the weight lanes only.
+        "peak_macs_per_s": peak_macs + plan.attention_units * chip.attention.macs_per_cycle * clock,
+        "macs_per_token": macs_per_token + timing.attention_macs,
         "cache_bytes_per_user": cap.per_user_bytes,
         "sram_kv_capacity_bytes": cap.capacity_bytes,
         "sram_over_capacity_bytes": max(0.0, users * cap.per_user_bytes - cap.capacity_bytes),
