@@ -1,0 +1,1 @@
+"""RTL of the model-as-hardware target: weight regions compiled into logic (rtl/spatial/mvu.py)."""
