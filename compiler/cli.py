@@ -172,6 +172,40 @@ def cmd_claim(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from simulator.sweep import SweepInterrupted, format_outcome, load_sweep, plan_sweep, run_sweep
+
+    if args.workers < 1:
+        raise CliError(f"--workers {args.workers}: give at least 1")
+    spec = load_sweep(args.file)
+    plan = plan_sweep(spec)   # every point's hardware is validated before any work starts
+    excluded = sum(plan.excluded.values())
+    print(f"sweep {spec.path}: {len(plan.points)} points on {spec.target}"
+          + (f" ({excluded} of {plan.total} left out by [constraints])" if excluded else ""))
+    if args.dry_run:
+        return 0
+    out = Path(args.out) if args.out else Path("build") / "sweeps" / spec.path.stem
+    try:
+        outcome = run_sweep(spec, plan, out, scheduler=args.scheduler, workers=args.workers,
+                            progress=not args.no_progress and sys.stderr.isatty(), retry_errors=args.retry_errors)
+    except SweepInterrupted as exc:
+        print(f"tessera: {exc}", file=sys.stderr)
+        return 130
+    print(format_outcome(outcome))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from simulator.compare import CompareRequest, Settings, run_compare
+
+    settings = Settings(prompt_len=args.prompt_len, gen_len=args.gen_len, precision=args.precision,
+                        kv_precision=args.kv_precision)
+    return run_compare(CompareRequest(
+        targets=args.targets, models=args.models, contexts=args.contexts, batches=args.batches, out=args.out,
+        settings=settings, baseline=args.baseline, tolerance=args.tolerance, update_baseline=args.update_baseline,
+        jobs=args.jobs, progress=False if args.no_progress else None))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tessera", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -222,6 +256,39 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", required=True, help=".npz to write, one array per graph output")
     run.add_argument("--form", choices=("prefill", "decode"), default="decode")
     run.set_defaults(func=cmd_run)
+
+    sweep = sub.add_parser("sweep", help="design-space sweep on dask.distributed: results.jsonl, Pareto fronts")
+    sweep.add_argument("file", metavar="SWEEP.toml", help="sweep file (see sweeps/)")
+    sweep.add_argument("--out", metavar="DIR", help="output folder (default build/sweeps/NAME); re-running resumes")
+    sweep.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use a running dask scheduler")
+    sweep.add_argument("--workers", type=int, default=2, help="local cluster: worker processes (default 2)")
+    sweep.add_argument("--retry-errors", action="store_true", help="re-run points recorded with an error")
+    sweep.add_argument("--no-progress", action="store_true", help="no progress bar")
+    sweep.add_argument("--dry-run", action="store_true", help="check the file and count the points, run nothing")
+    sweep.set_defaults(func=cmd_sweep)
+
+    compare = sub.add_parser("compare", help="targets x models x contexts side by side: report.json/.md/.html, "
+                                             "regression gate against a baseline")
+    compare.add_argument("--targets", nargs="+", required=True, metavar="T",
+                         help="preset names or .toml paths (comma- or space-separated)")
+    compare.add_argument("--models", nargs="+", required=True, metavar="M",
+                         help="registered model names or .onnx paths (comma- or space-separated)")
+    compare.add_argument("--contexts", nargs="+", default=["1024"], metavar="N", help="contexts (default 1024)")
+    compare.add_argument("--batches", nargs="+", default=["1"], metavar="B", help="batch sizes (default 1)")
+    compare.add_argument("--prompt-len", type=int, default=None, help="prompt tokens for TTFT (default: the context)")
+    compare.add_argument("--gen-len", type=int, default=1024, help="generated tokens per user (default 1024)")
+    compare.add_argument("--precision", default="bf16", help="weight precision (default bf16)")
+    compare.add_argument("--kv-precision", default="bf16", help="KV-cache precision (default bf16)")
+    compare.add_argument("--out", default="build/compare", metavar="DIR",
+                         help="where report.json, report.md and report.html go (default build/compare)")
+    compare.add_argument("--baseline", metavar="BASELINE.json", help="gate every figure against this baseline")
+    compare.add_argument("--tolerance", default="5%",
+                         help="how far a figure may move the bad way before the gate fails (default 5%%)")
+    compare.add_argument("--update-baseline", action="store_true",
+                         help="write the results to --baseline instead of gating (keeps its per-figure tolerances)")
+    compare.add_argument("--jobs", type=int, default=0, help="worker processes (default: one per CPU; 1: no pool)")
+    compare.add_argument("--no-progress", action="store_true", help="one line per finished run, no progress bar")
+    compare.set_defaults(func=cmd_compare)
     return parser
 
 
