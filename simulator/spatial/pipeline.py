@@ -79,8 +79,10 @@ class Pipeline:
         return np.broadcast_to(np.asarray(values, dtype=float), past_len.shape)
 
     def layer_bytes_per_cycle(self, past_len: np.ndarray) -> dict[str, np.ndarray]:
-        """SRAM is split among layers in proportion to what they hold; each part reads at its macros' rate."""
-        held = {layer: self.value(e, past_len) for layer, e in self.workload.cache_elements.items()}
+        """SRAM is split among layers in proportion to what they hold once this token is written (a
+        layer whose window is still empty reads the token it writes, so it always has a share);
+        each part reads at its macros' rate."""
+        held = {layer: self.value(e, past_len + 1) for layer, e in self.workload.cache_elements.items()}
         if not held:
             return {}
         total = sum(held.values())
