@@ -45,7 +45,6 @@ MLPS = [  # batch, widths, what it covers
 ]
 
 
-
 def padded(image: bytes | bytearray, beat: int) -> np.ndarray:
     size = -(-max(len(image), beat) // 64) * 64
     out = np.zeros(size, dtype=np.uint8)

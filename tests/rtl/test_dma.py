@@ -23,7 +23,6 @@ pytestmark = pytest.mark.rtl
 HBM_BYTES = 1 << 15
 
 
-
 @pytest.fixture(scope="module")
 def built(config):
     return build("dma", lambda: DmaHarness(config), key={"config": repr(config)})

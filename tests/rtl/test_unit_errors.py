@@ -18,7 +18,6 @@ from simulator.programmable.validate import ProgramError, check_instruction
 INT32 = Precision.INT32
 
 
-
 def test_bad_gemms_fail_before_simulation(chip, config):
     """Outside the integer subset the program check refuses at compile time; misplaced operands
     are named by gemm_errors."""

@@ -20,7 +20,6 @@ pytestmark = pytest.mark.rtl
 INT32 = Precision.INT32
 
 
-
 @pytest.fixture(scope="module")
 def built(config):
     return build("vector_unit", lambda: VectorUnit(config))         # keyed by its Verilog: no stale reuse
