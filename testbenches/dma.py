@@ -22,14 +22,13 @@ import cocotb
 import numpy as np
 from amaranth import Module
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import In
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, ReadOnly, RisingEdge
 from cocotb.utils import get_sim_time
 
 from rtl.programmable.config import CoreConfig
-from rtl.programmable.dma import DmaEngine, ext_memory_signature, ext_request_layout
-from rtl.programmable.isa_layout import DmaLayout
+from rtl.programmable.dma import DmaEngine, command_ports, ext_request_layout
 from rtl.programmable.ports import sram_read_signature, sram_write_signature
 from rtl.programmable.scratchpad import Scratchpad
 from testbenches.runner import CLOCK_PERIOD_NS, load_inputs, write_outputs
@@ -42,16 +41,8 @@ class DmaHarness(wiring.Component):
 
     def __init__(self, config: CoreConfig) -> None:
         self.config = config
-        from amaranth.lib import stream
-
-        super().__init__({
-            "cmd": In(stream.Signature(DmaLayout)),
-            "done": Out(1),
-            "error": Out(1),
-            "ext": Out(ext_memory_signature(config)),
-            "tb_read": In(sram_read_signature(config)),
-            "tb_write": In(sram_write_signature(config)),
-        })
+        super().__init__({**command_ports(config), "tb_read": In(sram_read_signature(config)),
+                          "tb_write": In(sram_write_signature(config))})
 
     def elaborate(self, platform):
         m = Module()

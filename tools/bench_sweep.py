@@ -70,10 +70,11 @@ def main() -> None:
 
 def agreement(spec, records: list[dict], sample: int, seed: int, prompt_len: int, out: Path) -> None:
     """Re-run sampled points through `simulate()` on their written-out hardware; print relative gaps."""
+    import tomli_w
+
     from simulator.api import SimOptions, simulate
     from simulator.sweep.points import hardware_data
     from simulator.sweep.spec import OPTION_PARAMETERS
-    from simulator.sweep.toml_out import dump_toml
 
     ok = [r for r in records if r["status"] == "ok"]
     chosen = random.Random(seed).sample(ok, min(sample, len(ok)))
@@ -84,7 +85,7 @@ def agreement(spec, records: list[dict], sample: int, seed: int, prompt_len: int
         overrides = {k: v for k, v in record["params"].items() if k not in OPTION_PARAMETERS}
         target = out / "check" / f"{record['id']}.toml"
         target.parent.mkdir(exist_ok=True)
-        target.write_text(dump_toml(hardware_data(spec.base, overrides)))
+        target.write_text(tomli_w.dumps(hardware_data(spec.base, overrides)))
         options = SimOptions(context=record["context"], batch=record["batch"],
                              prompt_len=prompt_len,
                              weight_precision=record["params"].get("precision", "bf16"),

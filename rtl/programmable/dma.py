@@ -58,14 +58,21 @@ def dma_beats(rows: int, row_bytes: int, config: CoreConfig) -> int:
     return rows * row_bytes // config.ext_bytes_per_cycle
 
 
+def command_ports(config: CoreConfig) -> dict[str, wiring.Member]:
+    """The engine's command, completion and external-memory ports (its scratchpad side aside)."""
+    return {
+        "cmd": In(stream.Signature(DmaLayout)),
+        "done": Out(1),
+        "error": Out(1),
+        "ext": Out(ext_memory_signature(config)),
+    }
+
+
 class DmaEngine(wiring.Component):
     def __init__(self, config: CoreConfig) -> None:
         self.config = config
         super().__init__({
-            "cmd": In(stream.Signature(DmaLayout)),
-            "done": Out(1),
-            "error": Out(1),
-            "ext": Out(ext_memory_signature(config)),
+            **command_ports(config),
             "sram_write": Out(sram_write_signature(config)),
             "sram_read": Out(sram_read_signature(config)),
         })

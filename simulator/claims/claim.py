@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from simulator.hardware.schema import load_toml_file
 
 BOUNDS = ("point", "upper")
 FIGURES = ("tokens_per_s_per_user", "tokens_per_s_total")
@@ -53,12 +54,7 @@ _FIELDS = {  # name: (type, required)
 
 def load_claim(path: str | Path) -> Claim:
     path = Path(path)
-    if not path.exists():
-        raise ClaimError(f"{path}: no such file")
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise ClaimError(f"{path}: not valid TOML ({exc})") from None
+    data = load_toml_file(path, ClaimError)
     unknown = sorted(set(data) - set(_FIELDS))
     if unknown:
         raise ClaimError(f"{path}: unknown field(s) {', '.join(unknown)}; known: {', '.join(_FIELDS)}")

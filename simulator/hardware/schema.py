@@ -100,12 +100,17 @@ def read_toml(name_or_path: str | Path) -> tuple[dict[str, Any], Path]:
             raise HardwareError(f"unknown hardware {str(name_or_path)!r}; presets: {', '.join(list_presets())} "
                                 "(or give a path to a .toml file)")
         path = candidate
+    return load_toml_file(path, HardwareError), path
+
+
+def load_toml_file(path: Path, error: type[Exception], what: str = "file") -> dict[str, Any]:
+    """A TOML file's document; a missing or malformed file raises `error` naming the path."""
     if not path.exists():
-        raise HardwareError(f"{path}: no such file")
+        raise error(f"{path}: no such {what}")
     try:
-        return tomllib.loads(path.read_text()), path
+        return tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as exc:
-        raise HardwareError(f"{path}: not valid TOML ({exc})") from None
+        raise error(f"{path}: not valid TOML ({exc})") from None
 
 
 def list_presets() -> list[str]:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomli_w
+
 from simulator.sweep.evaluate import Job, run_points
 from simulator.sweep.pareto import compute_fronts, point_values
 from simulator.sweep.plot import plot_fronts
@@ -26,7 +28,6 @@ from simulator.sweep.points import DesignPoint, SweepPlan, hardware_data
 from simulator.sweep.results import RESULTS_FILE, ResultsWriter, read_results
 from simulator.sweep.reuse import structure_key
 from simulator.sweep.spec import OPTION_PARAMETERS, SweepSpec
-from simulator.sweep.toml_out import dump_toml
 
 PARETO_JSON = "pareto.json"
 PARETO_PNG = "pareto.png"
@@ -207,7 +208,7 @@ def _write_front_targets(spec: SweepSpec, fronts: dict[str, Any], folder: Path) 
                 folder.mkdir(parents=True, exist_ok=True)
                 header = (f"# Design point {entry['id']} of {spec.path.name}: {spec.target} with "
                           + (", ".join(f"{k} = {v!r}" for k, v in overrides.items()) or "no changes") + "\n")
-                (folder / f"{entry['id']}.toml").write_text(header + dump_toml(hardware_data(spec.base, overrides)))
+                (folder / f"{entry['id']}.toml").write_text(header + tomli_w.dumps(hardware_data(spec.base, overrides)))
                 written.add(entry["id"])
     return len(written)
 

@@ -44,7 +44,7 @@ from typing import Any
 
 from simulator.hardware import load_hardware
 from simulator.hardware.programmable import PRECISION_BITS, PRECISIONS
-from simulator.hardware.schema import HardwareError, read_toml
+from simulator.hardware.schema import HardwareError, load_toml_file, read_toml
 from simulator.sweep.expr import Expression, ExpressionError, parse_expression
 from simulator.sweep.metrics import DEFAULT_MINIMIZE, THROUGHPUTS, UNAVAILABLE, metric_names
 
@@ -106,14 +106,7 @@ class SweepSpec:
 
 def load_sweep(path: str | Path) -> SweepSpec:
     path = Path(path)
-    if not path.exists():
-        raise SweepError(f"{path}: no such sweep file")
-    import tomllib
-
-    try:
-        doc = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as exc:
-        raise SweepError(f"{path}: not valid TOML ({exc})") from None
+    doc = load_toml_file(path, SweepError, "sweep file")
     unknown = sorted(set(doc) - set(SECTIONS))
     if unknown:
         raise SweepError(f"{path}: unknown section(s) {', '.join(unknown)}; known: {', '.join(SECTIONS)}")

@@ -1,18 +1,13 @@
 """The Amaranth instruction layouts decode exactly the bits `isa.encode` writes."""
 
-from amaranth.hdl import Const
-
 from compiler.targets.programmable import isa
 from rtl.programmable.isa_layout import DmaLayout, GemmLayout, LoopLayout, VectorLayout, field_offsets
 
 
 def _fields(layout, word: int) -> dict[str, int]:
-    view = Const(word, 256)
-    out = {}
-    for name, member in layout:
-        out[name] = (word >> member.offset) & ((1 << member.width) - 1)
-    assert len(view) == 256
-    return out
+    """Each member's bits of `word`, by the Amaranth layout's own offsets and widths."""
+    assert layout.size == 256
+    return {name: (word >> member.offset) & ((1 << member.width) - 1) for name, member in layout}
 
 
 def test_layouts_match_encoding():
