@@ -24,12 +24,16 @@ meta["not_value_exact"].
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from compiler.ir.graph import Node
 from compiler.targets.programmable.context import PRECISION_OF, Lowerer, StagingFull, Value
 from compiler.targets.programmable.emitter import Buf
+from compiler.targets.programmable.folding import fold_static
 from compiler.targets.programmable.isa import (
     DmaLoad,
     DmaStore,
@@ -67,10 +71,16 @@ class _Shape:
     past: int
     head_dim: int
     v_dim: int
+    fresh: int       # new key positions in the K / V inputs (q_len, or more: a memory prefix)
+    q_start: int     # the position of the first query: query i may see keys up to q_start + i
 
     @property
     def group(self) -> int:
         return self.q_heads // self.kv_heads
+
+    @property
+    def total(self) -> int:
+        return self.past + self.fresh
 
 
 @dataclass(frozen=True)
@@ -109,28 +119,36 @@ def lower_attention(lw: Lowerer, node: Node) -> None:
     past_k = lw.value(node.inputs[4]) if node.input(4) else None
     past_v = lw.value(node.inputs[5]) if node.input(5) else None
     y = lw.new_value(node.outputs[0])
-    fresh_in_sram = shape.q_len <= FRESH_IN_SRAM and shape.past > 0
-    total = shape.past + shape.q_len
-    k_region, v_region = _cache_regions(lw, node, shape, past_k, past_v, kv_bits)
+    fresh_in_sram = (max(shape.q_len, shape.fresh) <= FRESH_IN_SRAM and shape.past > 0
+                     and k_new.space == v_new.space == "sram")
+    total = shape.total
+    # K and V that are no cache (no past, no present output) are read where they are, row-major
+    in_place = (not fresh_in_sram and past_k is None and past_v is None and not _writes_cache(lw, node)
+                and k_new.precision == v_new.precision == precision)
+    k_region, v_region = (k_new.buf, v_new.buf) if in_place else _cache_regions(lw, node, shape, past_k, past_v,
+                                                                                 kv_bits)
     masked = mask is not None or is_causal(node)
     built = masked and causal_only(node, mask is not None)
+    if built and mask is not None:
+        shape, built = _checked_causal(lw, node, shape)
     label = lw.options.kv_precision if lw.chip.supports(lw.options.kv_precision) else lw.options.activation_precision
     timed = None if fresh_in_sram else _StreamTimer(lw, shape, kv_bits, masked, is_causal(node), label, built)
-    fresh_tiles = None if fresh_in_sram or not transposable(lw, shape, precision, kv_bits, k_new, v_new) else (
-        k_new.space == "hbm")
+    fresh_tiles = None if fresh_in_sram or in_place or not transposable(lw, shape, precision, kv_bits, k_new,
+                                                                         v_new) else k_new.space == "hbm"
     budget = lw.staging_budget()
     while True:  # the largest tiles whose staging all fits the free SRAM
         plan = _choose_plan(lw, shape, kv_bits, masked, budget, timed, built, fresh_tiles)
-        kernel = _Kernel(lw, node, shape, plan, precision, kv_bits, q, y, mask, k_region, v_region)
+        kernel = _Kernel(lw, node, shape, plan, precision, kv_bits, q, y, mask, k_region, v_region, built)
+        kernel.in_place = (k_new, v_new) if in_place else None
         try:
-            kernel.stage(None if fresh_in_sram else (k_new, v_new))
+            kernel.stage(None if fresh_in_sram or in_place else (k_new, v_new))
             break
         except StagingFull:
             if budget < 1 << 12:
                 raise
             budget //= 2
-    _note_inexact(lw, node, shape, plan, masked and not kernel.causal_built, fresh_in_sram, q,
-                  kernel.fresh_exact)
+    _note_inexact(lw, node, shape, plan, masked and not built and not kernel.mask_read, fresh_in_sram, q,
+                  kernel.fresh_exact or in_place)
     layouts = lw.program.meta.setdefault("cache_layouts", {})
     for kind, names, dim in (("k_transposed", (node.input(4), node.outputs[1] if len(node.outputs) > 1 else ""),
                               shape.head_dim),
@@ -143,20 +161,26 @@ def lower_attention(lw: Lowerer, node: Node) -> None:
         kernel.append_fresh(k_new, v_new)
         streamed = shape.past
     else:
-        kernel.write_fresh(k_new, v_new)
+        if not in_place:
+            kernel.write_fresh(k_new, v_new)
         streamed = total
     kernel.run(streamed, k_new if fresh_in_sram else None, v_new if fresh_in_sram else None)
+
+
+def _writes_cache(lw: Lowerer, node: Node) -> bool:
+    """Whether the node's present K / V outputs are read by anything (a cache to write)."""
+    return any(len(node.outputs) > i and node.outputs[i] and lw.uses.get(node.outputs[i], 0) > 0 for i in (1, 2))
 
 
 def _note_inexact(lw: Lowerer, node: Node, shape: _Shape, plan: _Plan, masked: bool, fresh_in_sram: bool,
                   q: Value, fresh_exact: bool) -> None:
     name = node.name
     if masked:
-        lw.inexact(f"{name}: attention mask blocks are timed (an ADD per block), not built from the mask")
+        lw.inexact(f"{name}: attention mask blocks are timed (an ADD per block), not read from the mask")
     if not fresh_in_sram:
         if not fresh_exact:
             lw.inexact(f"{name}: new K/V are copied into the cache as they are, not transposed into blocks")
-    elif shape.q_len > 1:
+    elif shape.fresh > 1:
         lw.inexact(f"{name}: several new tokens are appended as one K column per row")
     if q.space == "sram" and plan.q_block < shape.q_len and shape.group > 1:
         lw.inexact(f"{name}: a query block of {shape.group} heads is read as one run of rows")
@@ -189,17 +213,65 @@ def causal_only(node: Node, has_mask: bool) -> bool:
     return not has_mask or tuple(node.attr("tessera_mask_parts", ()) or ()) == ("causal",)
 
 
+MASK_CHECK_ELEMENTS = 1 << 22  # larger compile-time masks are taken as the recognition pass read them
+
+
+def _checked_causal(lw: Lowerer, node: Node, shape: _Shape) -> tuple[_Shape, bool]:
+    """A causal mask the graph computes from shapes alone is evaluated here and compared with
+    "query i sees keys j <= offset + i": when it is that, the kernel builds it from positions
+    with the offset the mask has (a memory prefix shifts it); when it is not (a pad, a window the
+    recognizer did not see), the kernel reads it. A mask known only at run time, or too large
+    to evaluate, is trusted to be what recognition found."""
+    name = node.inputs[3]
+    if name not in lw.program.meta.get("static_values", ()) or math.prod(lw.shapes[name]) > MASK_CHECK_ELEMENTS:
+        return shape, True
+    offset = causal_offset(fold_static(lw, name), shape.q_len, shape.total)
+    if offset is None:
+        return shape, False
+    return dataclasses.replace(shape, q_start=offset), True
+
+
+def _readable(mask: Value, shape: _Shape, precision: Precision) -> bool:
+    """A mask the kernel can add to fp32 scores as it is: fp32 values (the fp32 programs the
+    functional mode runs), one per key, leading axes per sequence / query head or broadcast."""
+    dims = (1,) * (4 - len(mask.shape)) + tuple(mask.shape)
+    return (len(mask.shape) <= 4 and not mask.broadcast and mask.precision == Precision.FP32 and mask.bits == 32
+            and dims[0] in (1, shape.batch) and dims[1] in (1, shape.q_heads) and dims[2] in (1, shape.q_len)
+            and dims[3] == shape.total)
+
+
+def causal_offset(mask: np.ndarray, q_len: int, total: int) -> int | None:
+    """The offset c with mask == (0 where key j <= c + query i, else -inf) for every leading
+    index (a bool mask: True where visible), or None when the mask is anything else."""
+    if mask.ndim < 2 or mask.shape[-1] != total or mask.shape[-2] not in (1, q_len):
+        return None
+    grids = np.broadcast_to(mask, (*mask.shape[:-2], q_len, total)).reshape(-1, q_len, total)
+    if any(not np.array_equal(grids[0], grid) for grid in grids[1:]):
+        return None
+    grid = grids[0]
+    visible = grid if grid.dtype == np.bool_ else grid == 0
+    if grid.dtype != np.bool_ and not (visible | np.isneginf(grid)).all():
+        return None
+    offset = int(visible[0].sum()) - 1
+    expected = np.arange(total)[None, :] <= np.arange(q_len)[:, None] + offset
+    return offset if np.array_equal(visible, expected) else None
+
+
 def _shape(lw: Lowerer, node: Node) -> _Shape:
     q = lw.local_shape(node.inputs[0])
     k = lw.local_shape(node.inputs[1])
     v = lw.local_shape(node.inputs[2])
     past = lw.local_shape(node.inputs[4])[2] if node.input(4) else 0
     if len(q) == 4:
-        return _Shape(q[0], q[1], k[1], q[2], past, q[3], v[3])
-    q_heads, kv_heads = node.attr("q_num_heads"), node.attr("kv_num_heads")
-    head_dim = lw.shapes[node.inputs[0]][2] // q_heads
-    v_dim = lw.shapes[node.inputs[2]][2] // kv_heads
-    return _Shape(q[0], q[2] // head_dim, k[2] // head_dim, q[1], past, head_dim, v_dim)
+        batch, q_heads, kv_heads, q_len, fresh, head_dim, v_dim = q[0], q[1], k[1], q[2], k[2], q[3], v[3]
+    else:
+        head_dim = lw.shapes[node.inputs[0]][2] // node.attr("q_num_heads")
+        v_dim = lw.shapes[node.inputs[2]][2] // node.attr("kv_num_heads")
+        batch, q_heads, kv_heads, q_len, fresh = q[0], q[2] // head_dim, k[2] // head_dim, q[1], k[1]
+    # ONNX's is_causal sees key j from query i when j <= past + i; a mask the graph builds
+    # aligns the queries with the last keys (a memory prefix before the new tokens is visible)
+    q_start = past if node.input(3) == "" else past + fresh - q_len
+    return _Shape(batch, q_heads, kv_heads, q_len, past, head_dim, v_dim, fresh, q_start)
 
 
 def _kv_bytes(lw: Lowerer) -> int:
@@ -219,7 +291,7 @@ def _cache_regions(lw: Lowerer, node: Node, shape: _Shape, past_k: Value | None,
             buf = lw.output_bufs[out]
         else:
             dim = shape.head_dim if index == 0 else shape.v_dim
-            blocks = whole_blocks((shape.batch, shape.kv_heads, shape.past + shape.q_len, dim))
+            blocks = whole_blocks((shape.batch, shape.kv_heads, shape.total, dim))
             nbytes = math.prod(blocks) * kv_bits // 8
             buf = lw.alloc(nbytes, f"{node.name}:cache{index}", space="hbm")
         if out:
@@ -250,7 +322,7 @@ class _StreamTimer:
         pairs = s.batch * s.kv_heads
         q_blocks = math.ceil(s.q_len / plan.q_block)
         streams = pairs // plan.heads * q_blocks
-        seen = s.past + (s.q_len + plan.q_block) / 2 if self.causal else s.past + s.q_len
+        seen = s.q_start + (s.q_len + plan.q_block) / 2 if self.causal else s.total
         steps = streams * math.ceil(seen / b)
         group_rows = s.group * min(plan.q_block, s.q_len)
         rows = plan.heads * group_rows
@@ -277,7 +349,7 @@ def _choose_plan(lw: Lowerer, shape: _Shape, kv_bits: int, masked: bool, budget:
     position vectors are staged too); `fresh_tiles`: new K goes through the array (the identity
     is staged, and K's block too when True: it streams from HBM)."""
     pairs = shape.batch * shape.kv_heads
-    total = shape.past + shape.q_len
+    total = shape.total
     best: tuple[float, int, _Plan] | None = None
     timed: list[tuple[int, float, int, _Plan]] = []
     q_blocks = [shape.q_len // (1 << i) for i in range(12) if shape.q_len // (1 << i) >= 1]
@@ -324,7 +396,7 @@ def _choose_plan(lw: Lowerer, shape: _Shape, kv_bits: int, masked: bool, budget:
 
 class _Kernel:
     def __init__(self, lw: Lowerer, node: Node, shape: _Shape, plan: _Plan, precision: Precision, kv_bits: int,
-                 q: Value, y: Value, mask: Value | None, k_cache: Buf, v_cache: Buf) -> None:
+                 q: Value, y: Value, mask: Value | None, k_cache: Buf, v_cache: Buf, built: bool) -> None:
         self.lw, self.node, self.s, self.plan, self.precision = lw, node, shape, plan, precision
         self.kv_bytes = kv_bits // 8
         self.q, self.y, self.mask, self.k_cache, self.v_cache = q, y, mask, k_cache, v_cache
@@ -333,9 +405,11 @@ class _Kernel:
         # bytes of one cache block for every (sequence, head) of the chip
         self.k_block_bytes = self.pairs * shape.head_dim * block * self.kv_bytes
         self.v_block_bytes = self.pairs * block * shape.v_dim * self.kv_bytes
-        masked = mask is not None or is_causal(node)
-        self.causal_built = masked and causal_only(node, mask is not None)
+        self.causal_built = built
+        # a mask that is not built from positions is read, block by block, as the scores need it
+        self.mask_read = mask is not None and not built and _readable(mask, shape, precision)
         self.fresh_exact = False
+        self.in_place: tuple[Value, Value] | None = None   # row-major K and V read where they are
         self.query_rows = 0    # the query-block height qbase holds offsets for
 
     # ---- cache writes ---------------------------------------------------------------------
@@ -348,10 +422,10 @@ class _Kernel:
         e = self.kv_bytes
         k_addr = self.k_cache.addr + block * self.k_block_bytes + col * e
         self.lw.emit(DmaStore(hbm_addr=k_addr, sram_addr=k_new.addr, rows=self.pairs * s.head_dim,
-                              row_bytes=s.q_len * e, hbm_row_stride=b * e),
+                              row_bytes=s.fresh * e, hbm_row_stride=b * e),
                      reads=[k_new.buf], writes=[self._fresh_part(self.k_cache)])
         v_addr = self.v_cache.addr + block * self.v_block_bytes + col * s.v_dim * e
-        self.lw.emit(DmaStore(hbm_addr=v_addr, sram_addr=v_new.addr, rows=self.pairs, row_bytes=s.q_len * s.v_dim * e,
+        self.lw.emit(DmaStore(hbm_addr=v_addr, sram_addr=v_new.addr, rows=self.pairs, row_bytes=s.fresh * s.v_dim * e,
                               hbm_row_stride=b * s.v_dim * e),
                      reads=[v_new.buf], writes=[self._fresh_part(self.v_cache)])
 
@@ -365,19 +439,19 @@ class _Kernel:
             return
         s, e = self.s, self.kv_bytes
         for fresh, cache, dim in ((k_new, self.k_cache, s.head_dim), (v_new, self.v_cache, s.v_dim)):
-            count = self.pairs * s.q_len * dim
+            count = self.pairs * s.fresh * dim
             offset = s.past * self.pairs * dim * e
             dest = Value(f"{self.node.name}:cache", cache, cache.addr + offset, (count,), 8 * e,
                          PRECISION_OF[self.lw.options.kv_precision])
             source = Value(fresh.name, fresh.buf, fresh.addr, (count,), fresh.bits, fresh.precision)
-            run_steps(self.lw, [(V.COPY, "elem", "in0", "in0", "out")], [source], dest, self.pairs * s.q_len, dim)
+            run_steps(self.lw, [(V.COPY, "elem", "in0", "in0", "out")], [source], dest, self.pairs * s.fresh, dim)
 
     def write_fresh_blocks(self, k_new: Value, v_new: Value) -> None:
         """Each run of new tokens inside one cache block, for `plan.heads` (sequence, KV head) pairs
         at a time: K^T = I @ K on the array into the K tile, stored as the block's [d, w] rows;
         V rows stored at the block's pitch (gathered into the V tile first when not one run)."""
         lw, s, plan, e = self.lw, self.s, self.plan, self.kv_bytes
-        b, d, n = plan.block, s.head_dim, s.q_len
+        b, d, n = plan.block, s.head_dim, s.fresh
         identity = self.bufs["I"]
         lw.emit(Vector(op=V.FILL, precision=self.precision, src_a=identity.addr, dst=identity.addr, length=d * d,
                        imm=0), reads=[identity], writes=[identity])
@@ -413,12 +487,12 @@ class _Kernel:
         tile = self.bufs["K"]
         if k_new.space == "hbm":  # the pairs' w rows of K, as [count][w][d]
             staged = self.bufs["KS"]
-            lw.emit(DmaLoad(hbm_addr=k_new.addr + (c0 * s.q_len + t) * d * e, sram_addr=staged.addr, rows=count,
-                            row_bytes=w * d * e, hbm_row_stride=s.q_len * d * e), reads=[k_new.buf], writes=[staged])
+            lw.emit(DmaLoad(hbm_addr=k_new.addr + (c0 * s.fresh + t) * d * e, sram_addr=staged.addr, rows=count,
+                            row_bytes=w * d * e, hbm_row_stride=s.fresh * d * e), reads=[k_new.buf], writes=[staged])
             source, pitch = staged, w
         else:
-            source, pitch = k_new.buf, s.q_len
-        base = staged.addr if k_new.space == "hbm" else k_new.addr + (c0 * s.q_len + t) * d * e
+            source, pitch = k_new.buf, s.fresh
+        base = staged.addr if k_new.space == "hbm" else k_new.addr + (c0 * s.fresh + t) * d * e
         for p in range(count):
             lw.emit(GemmStrided(a_addr=self.bufs["I"].addr, b_addr=base + p * pitch * d * e,
                                 c_addr=tile.addr + p * d * w * e, m=d, n=w, k=d, precision=self.precision,
@@ -431,14 +505,14 @@ class _Kernel:
 
     def fresh_values(self, v_new: Value, index: int, col: int, t: int, w: int, c0: int, count: int) -> None:
         lw, s, e, b, dv = self.lw, self.s, self.kv_bytes, self.plan.block, self.s.v_dim
-        source = v_new.addr + (c0 * s.q_len + t) * dv * e
+        source = v_new.addr + (c0 * s.fresh + t) * dv * e
         tile = self.bufs["V"]
         if v_new.space == "hbm":
             lw.emit(DmaLoad(hbm_addr=source, sram_addr=tile.addr, rows=count, row_bytes=w * dv * e,
-                            hbm_row_stride=s.q_len * dv * e), reads=[v_new.buf], writes=[tile])
+                            hbm_row_stride=s.fresh * dv * e), reads=[v_new.buf], writes=[tile])
             buf, addr = tile, tile.addr
-        elif count > 1 and w != s.q_len:  # the pairs' runs are not back to back: gather them
-            _gather_rows(lw, self.precision, source, tile.addr, count, w * dv, s.q_len * dv, [v_new.buf], tile)
+        elif count > 1 and w != s.fresh:  # the pairs' runs are not back to back: gather them
+            _gather_rows(lw, self.precision, source, tile.addr, count, w * dv, s.fresh * dv, [v_new.buf], tile)
             buf, addr = tile, tile.addr
         else:
             buf, addr = v_new.buf, source
@@ -454,7 +528,11 @@ class _Kernel:
         sizes = {"S": rows * plan.block * 4, "P": rows * plan.block * e, "O": rows * s.v_dim * 4,
                  **{name: rows * 4 for name in ("m", "mn", "mb", "l", "lb", "a")},
                  "K": plan.heads * s.head_dim * plan.block * e, "V": plan.heads * plan.block * s.v_dim * e}
-        if self.mask is not None or is_causal(self.node):
+        if self.mask_read:   # the mask's block, when it must come from HBM
+            if self.mask.space == "hbm":
+                units = plan.heads * s.group if self._mask_varies() else 1
+                sizes["mask"] = units * plan.q_block * plan.block * (self.mask.bits // 8)
+        elif self.mask is not None or is_causal(self.node):
             sizes["mask"] = rows * plan.block * 2
         if self.causal_built:  # query positions, key offsets and one -inf; the mask tile holds conditions
             sizes.update({"qbase": rows * 4, "qrel": rows * 4, "kpos": plan.block * 4, "ninf": 4,
@@ -497,7 +575,7 @@ class _Kernel:
                              reads=[self.bufs[name]], writes=[self.bufs[name]])
         first, last = self.visible(q0, q_rows, streamed)
         causal = is_causal(self.node) and k_new is None
-        open_end = min(last, s.past + q0) if causal else last  # blocks wholly before the queries
+        open_end = min(last, s.q_start + q0) if causal else last  # blocks wholly before the queries
         masked_all = self.mask is not None and not self.causal_built  # a built causal mask: diagonal blocks only
         full_end = first + (open_end - first) // b * b
         if self.causal_built and self.query_rows != q_rows:
@@ -506,12 +584,13 @@ class _Kernel:
         tail = last - full_end
         if tail > 0:
             count, rest = divmod(tail, b)
-            self.blocks(stream, q0, q_rows, full_end, full_end + count * b, masked="mask" in self.bufs)
+            masking = "mask" in self.bufs or self.mask_read
+            self.blocks(stream, q0, q_rows, full_end, full_end + count * b, masked=masking)
             if rest:
-                masked = (causal or masked_all) and "mask" in self.bufs
+                masked = (causal or masked_all) and masking
                 index = (full_end + count * b) // b
                 if masked and self.causal_built:
-                    self.mask_from(index, rows, s.past + q0)
+                    self.mask_from(index, rows, s.q_start + q0)
                 self.block(stream, q0, q_rows, index, rest, masked=masked)
         self.vector(V.RECIPROCAL, "l", "l", "l", rows)
         self.finish(stream, q0, q_rows, rows)
@@ -543,14 +622,14 @@ class _Kernel:
         """Positions [first, last) of the cache this query block reads."""
         node, b = self.node, self.plan.block
         last = streamed
-        if is_causal(node) and streamed > self.s.past:
-            last = min(streamed, self.s.past + q0 + q_rows)
+        if is_causal(node) and streamed > self.s.past:   # the new tokens are streamed too
+            last = min(streamed, self.s.q_start + q0 + q_rows)
         window = node.attr("tessera_window")
         if window is None and node.attr("left_window_size", -1) >= 0:
             window = node.attr("left_window_size") + 1
         first = 0
         if window is not None:
-            first = max(0, self.s.past + q0 + 1 - int(window)) // b * b
+            first = max(0, self.s.q_start + q0 + 1 - int(window)) // b * b
         kept = node.attr("tessera_kept_blocks")
         if kept is not None:
             count = len(kept) if isinstance(kept, (list, tuple)) else kept
@@ -565,7 +644,7 @@ class _Kernel:
     def blocks(self, stream: int, q0: int, q_rows: int, start: int, end: int, masked: bool) -> None:
         b = self.plan.block
         if masked and self.causal_built and end > start:
-            self.mask_from(start // b, self.plan.heads * self.s.group * q_rows, self.s.past + q0)
+            self.mask_from(start // b, self.plan.heads * self.s.group * q_rows, self.s.q_start + q0)
         self.lw.loop((end - start) // b, lambda i: self.block(stream, q0, q_rows, start // b + i, b, masked))
 
     def block(self, stream: int, q0: int, q_rows: int, index: int, width: int, masked: bool) -> None:
@@ -573,20 +652,26 @@ class _Kernel:
         lw, s, plan, e = self.lw, self.s, self.plan, self.kv_bytes
         bufs = self.bufs
         head_offset = stream * plan.heads
-        k_src = self.k_cache.addr + index * self.k_block_bytes + head_offset * s.head_dim * plan.block * e
-        lw.emit(DmaLoad(hbm_addr=k_src, sram_addr=bufs["K"].addr, rows=plan.heads * s.head_dim, row_bytes=width * e,
-                        hbm_row_stride=plan.block * e), reads=[self.k_cache], writes=[bufs["K"]])
         group_rows = s.group * q_rows
         qk_split, qk_ways = self.split(group_rows, width, s.head_dim)
-        for h in range(plan.heads):
-            lw.emit(Gemm(a_addr=self.q_addr(stream, h, q0), b_addr=bufs["K"].addr + h * s.head_dim * width * e,
-                         c_addr=bufs["S"].addr + h * group_rows * width * 4, m=group_rows, n=width, k=s.head_dim,
-                         precision=self.precision, acc_precision=Precision.FP32,
-                         split=qk_split, subarray=h % qk_ways),
-                    reads=[bufs.get("Q", self.q.buf), bufs["K"]], writes=[bufs["S"]])
+        if self.in_place:
+            self.in_place_scores(stream, q0, index * plan.block, width, group_rows, qk_split, qk_ways)
+        else:
+            k_src = self.k_cache.addr + index * self.k_block_bytes + head_offset * s.head_dim * plan.block * e
+            lw.emit(DmaLoad(hbm_addr=k_src, sram_addr=bufs["K"].addr, rows=plan.heads * s.head_dim,
+                            row_bytes=width * e, hbm_row_stride=plan.block * e),
+                    reads=[self.k_cache], writes=[bufs["K"]])
+            for h in range(plan.heads):
+                lw.emit(Gemm(a_addr=self.q_addr(stream, h, q0), b_addr=bufs["K"].addr + h * s.head_dim * width * e,
+                             c_addr=bufs["S"].addr + h * group_rows * width * 4, m=group_rows, n=width,
+                             k=s.head_dim, precision=self.precision, acc_precision=Precision.FP32,
+                             split=qk_split, subarray=h % qk_ways),
+                        reads=[bufs.get("Q", self.q.buf), bufs["K"]], writes=[bufs["S"]])
         rows = plan.heads * group_rows
         if masked and self.causal_built:
             self.causal_mask(rows, width)
+        elif masked and self.mask_read:
+            self.read_mask(stream, q0, q_rows, index * plan.block, width, width, bufs["S"].addr)
         elif masked:
             self.add_mask(rows, width)
         for op, kind, a, b_ref, dst in _ONLINE_SOFTMAX:
@@ -595,17 +680,48 @@ class _Kernel:
                 continue
             count = rows * width if kind in ("elem", "reduce") else rows
             self.vector(op, a, b_ref, dst, count, row_len=width if kind == "reduce" else 1)
-        v_src = self.v_cache.addr + index * self.v_block_bytes + head_offset * plan.block * s.v_dim * e
-        lw.emit(DmaLoad(hbm_addr=v_src, sram_addr=bufs["V"].addr, rows=plan.heads, row_bytes=width * s.v_dim * e,
-                        hbm_row_stride=plan.block * s.v_dim * e), reads=[self.v_cache], writes=[bufs["V"]])
+        v_tile, v_pitch = bufs["V"], width * s.v_dim * e   # V rows of head h at v_addr + h * v_pitch
+        v_addr = v_tile.addr
+        if self.in_place and self.in_place[1].space == "sram":
+            v_tile = self.in_place[1].buf
+            v_pitch = s.fresh * s.v_dim * e
+            v_addr = self.in_place[1].addr + (head_offset * s.fresh + index * plan.block) * s.v_dim * e
+        else:
+            v_src = self.v_cache.addr + index * self.v_block_bytes + head_offset * plan.block * s.v_dim * e
+            v_stride = plan.block * s.v_dim * e
+            if self.in_place:    # rows of one (sequence, head) pair are the input's [fresh, dv] rows
+                v_src = self.v_cache.addr + (head_offset * s.fresh + index * plan.block) * s.v_dim * e
+                v_stride = s.fresh * s.v_dim * e
+            lw.emit(DmaLoad(hbm_addr=v_src, sram_addr=v_tile.addr, rows=plan.heads, row_bytes=width * s.v_dim * e,
+                            hbm_row_stride=v_stride), reads=[self.v_cache], writes=[v_tile])
         pv_split, pv_ways = self.split(group_rows, s.v_dim, width)
         for h in range(plan.heads):
             lw.emit(Gemm(a_addr=bufs["P"].addr + h * group_rows * width * e,
-                         b_addr=bufs["V"].addr + h * width * s.v_dim * e,
+                         b_addr=v_addr + h * v_pitch,
                          c_addr=bufs["O"].addr + h * group_rows * s.v_dim * 4, m=group_rows, n=s.v_dim, k=width,
                          precision=self.precision, acc_precision=Precision.FP32, accumulate=True,
                          split=pv_split, subarray=h % pv_ways),
-                    reads=[bufs["P"], bufs["V"], bufs["O"]], writes=[bufs["O"]])
+                    reads=[bufs["P"], v_tile, bufs["O"]], writes=[bufs["O"]])
+
+    def in_place_scores(self, stream: int, q0: int, key0: int, width: int, group_rows: int, split: int,
+                        ways: int) -> None:
+        """S = Q @ K^T for keys [key0, key0 + width) of row-major K ([pairs, fresh, d]): the array
+        reads the K rows as its transposed B (GEMM_STRIDED), from a tile (K in HBM) or in place."""
+        lw, s, plan, bufs = self.lw, self.s, self.plan, self.bufs
+        k = self.in_place[0]
+        e, d = k.bits // 8, s.head_dim
+        first = k.addr + (stream * plan.heads * s.fresh + key0) * d * e
+        source, pitch = k.buf, s.fresh * d * e
+        if k.space == "hbm":
+            lw.emit(DmaLoad(hbm_addr=first, sram_addr=bufs["K"].addr, rows=plan.heads, row_bytes=width * d * e,
+                            hbm_row_stride=s.fresh * d * e), reads=[k.buf], writes=[bufs["K"]])
+            source, first, pitch = bufs["K"], bufs["K"].addr, width * d * e
+        for h in range(plan.heads):
+            lw.emit(GemmStrided(a_addr=self.q_addr(stream, h, q0), b_addr=first + h * pitch,
+                                c_addr=bufs["S"].addr + h * group_rows * width * 4, m=group_rows, n=width, k=d,
+                                precision=self.precision, acc_precision=Precision.FP32, split=split,
+                                subarray=h % ways, lda=d, ldb=d, ldc=width, transpose_b=True),
+                    reads=[bufs.get("Q", self.q.buf), source], writes=[bufs["S"]])
 
     def split(self, m: int, n: int, k: int) -> tuple[int, int]:
         """Array split for the per-KV-head GEMMs of a block (skinny: m = query heads per group x
@@ -677,10 +793,47 @@ class _Kernel:
                             dst=self.bufs["S"].addr, length=rows * width),
                      reads=[self.bufs["S"], source], writes=[self.bufs["S"]])
 
+    def _mask_varies(self) -> bool:
+        """Whether the mask differs between the (sequence, head) units of a stream."""
+        dims = (1,) * (4 - len(self.mask.shape)) + tuple(self.mask.shape)
+        return dims[0] > 1 or dims[1] > 1
+
+    def read_mask(self, stream: int, q0: int, q_rows: int, key0: int, width: int, pitch: int, scores: int) -> None:
+        """S += mask[.., q0:q0 + q_rows, key0:key0 + width] for every (sequence, query head) of
+        the stream (their score rows run head by head, `pitch` elements apart): one VECTOR_2D
+        per unit whose mask rows differ; a mask in HBM comes in by one strided DMA per unit first."""
+        lw, s, mask = self.lw, self.s, self.mask
+        e = mask.bits // 8
+        mb, mh, mq, mk = (1,) * (4 - len(mask.shape)) + tuple(mask.shape)
+        units = self.plan.heads * s.group
+        varies = self._mask_varies()
+        tile = self.bufs.get("mask")
+        loaded: dict[int, int] = {}
+        for u in range(units):
+            pair = stream * self.plan.heads + u // s.group
+            sequence, head = divmod(pair, s.kv_heads)
+            head = head * s.group + u % s.group
+            offset = (((sequence if mb > 1 else 0) * mh + (head if mh > 1 else 0)) * mq
+                      + (q0 if mq > 1 else 0)) * mk + key0
+            rows_step = mk if mq > 1 else 0
+            if mask.space == "hbm":
+                if offset not in loaded:
+                    slot = tile.addr + (u if varies else 0) * q_rows * width * e
+                    lw.emit(DmaLoad(hbm_addr=mask.addr + offset * e, sram_addr=slot, rows=q_rows if mq > 1 else 1,
+                                    row_bytes=width * e, hbm_row_stride=mk * e), reads=[mask.buf], writes=[tile])
+                    loaded[offset] = slot
+                source, buf, rows_step = loaded[offset], tile, width if mq > 1 else 0
+            else:
+                source, buf = mask.addr + offset * e, mask.buf
+            lw.emit(Vector2D(op=V.ADD, precision=Precision.FP32, src_a=scores + u * q_rows * pitch * 4,
+                             src_b=source, dst=scores + u * q_rows * pitch * 4, rows=q_rows, cols=width,
+                             a_row_stride=pitch, b_row_stride=rows_step, b_col_step=1, dst_row_stride=pitch),
+                    reads=[self.bufs["S"], buf], writes=[self.bufs["S"]])
+
     def fresh(self, stream: int, rows: int, q_rows: int, k_new: Value, v_new: Value) -> None:
         """Start the running softmax from the new tokens, straight from SRAM."""
         lw, s, plan = self.lw, self.s, self.plan
-        n = s.q_len
+        n = s.fresh
         group_rows = s.group * q_rows
         e_k, e_v = k_new.bits // 8, v_new.bits // 8
         for h in range(plan.heads):
@@ -689,6 +842,8 @@ class _Kernel:
                          c_addr=self.bufs["S"].addr + h * group_rows * n * 4, m=group_rows, n=n, k=s.head_dim,
                          precision=self.precision, acc_precision=Precision.FP32),
                     reads=[self.bufs.get("Q", self.q.buf), k_new.buf], writes=[self.bufs["S"]])
+        if self.mask_read:   # the mask's columns of the new keys
+            self.read_mask(stream, 0, q_rows, s.past, n, n, self.bufs["S"].addr)
         self.vector(V.REDUCE_MAX, "S", "S", "m", rows * n, row_len=n)
         self.per_row(V.SUB, "S", "m", "S", rows, n)
         self.vector(V.EXP, "S", "S", "P", rows * n)

@@ -94,6 +94,7 @@ class Lowerer:
     fresh_parts: dict[int, Buf] = field(default_factory=dict)
     capacity: dict[str, int] = field(default_factory=dict)
     overrides: dict[str, Value] = field(default_factory=dict)
+    folded: dict[str, object] = field(default_factory=dict)  # compile-time values (folding.py)
     fused: set[str] = field(default_factory=set)
     stored: list[str] = field(default_factory=list)  # graph outputs already copied to their region
 

@@ -96,6 +96,14 @@ def test_tiny_llama_matches_the_interpreter(form, batch, length):
     check_matches(*run_on_values("tiny-llama", form, batch, length))
 
 
+@pytest.mark.parametrize("name, form, batch, length", [
+    ("tiny-grumem", "prefill", 1, 8),   # queries after 4 memory slots: keys = slots + chunk
+    ("tiny-grumem", "prefill", 2, 8),
+])
+def test_other_tiny_models_match_the_interpreter(name, form, batch, length):
+    check_matches(*run_on_values(name, form, batch, length))
+
+
 def test_prefill_over_several_cache_blocks_matches_the_interpreter():
     """With 2 MiB of SRAM the 300-token prompt streams in several cache blocks: masked blocks in
     a LOOP (the query positions move one block per iteration), a shorter last block, new tokens
