@@ -233,9 +233,10 @@ class Plan:
             c.sram_bytes = vector.vector_sram_bytes(ins.op, ins.length, row_len, element_bytes(ins.precision))
             c.energy_j = c.vector_ops * e.pj_per_vector_op * PJ
         elif isinstance(ins, Collective):
-            c.duration_s = link.collective_time_s(chip, ins.kind, ins.nbytes, ins.chips)
+            collective = link.collective_cost(chip, ins.kind, ins.nbytes, ins.chips)
+            c.duration_s = collective.time_s
             c.roofline_s = link.collective_roofline_s(chip, ins.kind, ins.nbytes, ins.chips)
-            c.link_bytes = link.collective_link_bytes(ins.kind, ins.nbytes, ins.chips)
+            c.link_bytes = collective.link_bytes
             c.sram_bytes = 2.0 * c.link_bytes   # read what is sent, write what arrives
             c.energy_j = c.link_bytes * e.pj_per_link_byte * PJ
         c.energy_j += c.sram_bytes * e.pj_per_sram_byte * PJ + c.hbm_bytes * e.pj_per_hbm_byte * PJ

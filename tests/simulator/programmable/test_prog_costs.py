@@ -82,16 +82,32 @@ def test_vector_costs(matx):
 
 
 def test_link_all_reduce_formula(matx):
+    """Large buffers go round the ring (bandwidth-optimal); small all-reduces go direct (every
+    chip's buffer to every chip, floor(p/2) hops), whichever is faster."""
     bw, hop = matx.links.link_bytes_per_s, matx.links.link_latency_s
     nbytes = 8 * 2**20
-    expected = 2 * 7 / 8 * nbytes / bw + 2 * 7 * hop
-    assert link.collective_time_s(matx, CollectiveKind.ALL_REDUCE, nbytes, 8) == pytest.approx(expected)
+    ring = 2 * 7 / 8 * nbytes / bw + 2 * 7 * hop
+    assert link.collective_time_s(matx, CollectiveKind.ALL_REDUCE, nbytes, 8) == pytest.approx(ring)
+    assert link.collective_cost(matx, CollectiveKind.ALL_REDUCE, nbytes, 8).link_bytes == pytest.approx(
+        2 * 7 / 8 * nbytes)
     assert link.collective_time_s(matx, CollectiveKind.ALL_GATHER, nbytes, 8) == pytest.approx(
         7 / 8 * nbytes / bw + 7 * hop)
+    small = 4096 * 2          # one token's hidden state in bf16
+    direct = link.collective_cost(matx, CollectiveKind.ALL_REDUCE, small, 8)
+    assert direct.algorithm == "direct"
+    assert direct.time_s == pytest.approx(7 * small / bw + 4 * hop)
+    assert direct.time_s < 2 * 7 / 8 * small / bw + 2 * 7 * hop
+    assert direct.link_bytes == 7 * small
     assert link.collective_time_s(matx, CollectiveKind.ALL_REDUCE, nbytes, 1) == 0.0
     for kind in CollectiveKind:
-        assert (link.collective_time_s(matx, kind, nbytes, 4)
-                >= link.collective_roofline_s(matx, kind, nbytes, 4))
+        for size in (small, nbytes):
+            assert (link.collective_time_s(matx, kind, size, 4)
+                    >= link.collective_roofline_s(matx, kind, size, 4))
+    # the crossover: direct wins below (2(p-1) - p/2) hops' worth of the extra bytes
+    crossover = (14 - 4) * hop / ((7 - 14 / 8) / bw)
+    for size in (crossover * 0.9, crossover * 1.1):
+        chosen = link.collective_cost(matx, CollectiveKind.ALL_REDUCE, size, 8).algorithm
+        assert chosen == ("direct" if size < crossover else "ring")
 
 
 def test_energy_breakdown(tiny):
