@@ -14,26 +14,36 @@ the window; block-sparse attention streams only the kept blocks.
 
 Values: the query block is scaled once by `scale` (default 1/sqrt(head_dim)); the running max
 starts at -inf, the running sum and output at 0 (FILL); per-row corrections are VECTOR_2D ops
-with a per-row operand. Decode (one new token joining from SRAM, no mask) is value-exact.
-Longer inputs write their new K into the transposed blocks through the array (C = I @ K^T, a
-GEMM_STRIDED reading K as its transposed B) and their V rows by DMA; a causal mask is built per
-block from positions (query position < key position -> -inf, CMP_LT then SELECT), not read. What
-is still timed only (other masks, query blocks of several GQA heads read in place) is listed in
-meta["not_value_exact"].
+with a per-row operand. Decode (new tokens joining from SRAM) is value-exact. Longer inputs
+write their new K into the transposed blocks through the array (C = I @ K^T, a GEMM_STRIDED
+reading K as its transposed B) and their V rows by DMA. K and V that are no cache (no past, no
+present output: a model that concatenates its cache itself) are read where they are, row-major,
+through transposed-B GEMMs. Keys may outnumber queries (a memory prefix): query i sits at
+position q_start + i. The causal mask is built per block from positions (query position < key
+position -> -inf, CMP_LT then SELECT), after checking a mask computed from shapes really is
+that (attention_plan.checked_causal); any other fp32 mask is read block by block and added to
+the scores. What is still timed only (query blocks of several GQA heads read in place, windows
+given as attributes without a mask) is listed in meta["not_value_exact"].
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
-
-import numpy as np
 
 from compiler.ir.graph import Node
+from compiler.targets.programmable.attention_plan import (
+    AttentionShape,
+    StreamTimer,
+    TilePlan,
+    attention_shape,
+    causal_only,
+    checked_causal,
+    choose_plan,
+    is_causal,
+    mask_readable,
+)
 from compiler.targets.programmable.context import PRECISION_OF, Lowerer, StagingFull, Value
 from compiler.targets.programmable.emitter import Buf
-from compiler.targets.programmable.folding import fold_static
 from compiler.targets.programmable.isa import (
     DmaLoad,
     DmaStore,
@@ -48,7 +58,7 @@ from compiler.targets.programmable.isa import (
 from compiler.targets.programmable.memory import whole_blocks
 from compiler.targets.programmable.options import LoweringError
 from compiler.targets.programmable.tiling import DMA_ROW_LIMIT, GEMM_DIM_LIMIT, choose_split
-from compiler.targets.programmable.vector import GRID_LIMIT, LENGTH_LIMIT, run_steps
+from compiler.targets.programmable.vector import GRID_LIMIT, run_steps
 
 V = VectorOp
 _FLOATS = (Precision.FP32, Precision.FP16, Precision.BF16)
@@ -60,34 +70,6 @@ _ONLINE_SOFTMAX = (
     (V.EXP, "row", "a", "a", "a"), (V.MUL, "row", "l", "a", "l"), (V.ADD, "row", "l", "lb", "l"),
     (V.MUL, "out-per-row", "O", "a", "O"), (V.COPY, "row", "mn", "mn", "m"),
 )
-
-
-@dataclass(frozen=True)
-class _Shape:
-    batch: int
-    q_heads: int
-    kv_heads: int
-    q_len: int
-    past: int
-    head_dim: int
-    v_dim: int
-    fresh: int       # new key positions in the K / V inputs (q_len, or more: a memory prefix)
-    q_start: int     # the position of the first query: query i may see keys up to q_start + i
-
-    @property
-    def group(self) -> int:
-        return self.q_heads // self.kv_heads
-
-    @property
-    def total(self) -> int:
-        return self.past + self.fresh
-
-
-@dataclass(frozen=True)
-class _Plan:
-    heads: int  # (sequence, KV head) pairs per stream
-    q_block: int
-    block: int
 
 
 def _gather_rows(lw: Lowerer, precision: Precision, source: int, dst: int, rows: int, cols: int, pitch: int,
@@ -106,7 +88,7 @@ def _gather_rows(lw: Lowerer, precision: Precision, source: int, dst: int, rows:
 
 
 def lower_attention(lw: Lowerer, node: Node) -> None:
-    shape = _shape(lw, node)
+    shape = attention_shape(lw, node)
     if len(node.outputs) > 3 and node.outputs[3] and (lw.uses.get(node.outputs[3], 0) > 0):
         raise LoweringError(f"{node.describe()}: the attention-probabilities output would materialize "
                             "q_len x kv_len scores; the streaming kernel does not produce it")
@@ -130,14 +112,14 @@ def lower_attention(lw: Lowerer, node: Node) -> None:
     masked = mask is not None or is_causal(node)
     built = masked and causal_only(node, mask is not None)
     if built and mask is not None:
-        shape, built = _checked_causal(lw, node, shape)
+        shape, built = checked_causal(lw, node, shape)
     label = lw.options.kv_precision if lw.chip.supports(lw.options.kv_precision) else lw.options.activation_precision
-    timed = None if fresh_in_sram else _StreamTimer(lw, shape, kv_bits, masked, is_causal(node), label, built)
+    timed = None if fresh_in_sram else StreamTimer(lw, shape, kv_bits, masked, is_causal(node), label, built)
     fresh_tiles = None if fresh_in_sram or in_place or not transposable(lw, shape, precision, kv_bits, k_new,
                                                                          v_new) else k_new.space == "hbm"
     budget = lw.staging_budget()
     while True:  # the largest tiles whose staging all fits the free SRAM
-        plan = _choose_plan(lw, shape, kv_bits, masked, budget, timed, built, fresh_tiles)
+        plan = choose_plan(lw, shape, kv_bits, masked, budget, timed, built, fresh_tiles)
         kernel = _Kernel(lw, node, shape, plan, precision, kv_bits, q, y, mask, k_region, v_region, built)
         kernel.in_place = (k_new, v_new) if in_place else None
         try:
@@ -172,7 +154,7 @@ def _writes_cache(lw: Lowerer, node: Node) -> bool:
     return any(len(node.outputs) > i and node.outputs[i] and lw.uses.get(node.outputs[i], 0) > 0 for i in (1, 2))
 
 
-def _note_inexact(lw: Lowerer, node: Node, shape: _Shape, plan: _Plan, masked: bool, fresh_in_sram: bool,
+def _note_inexact(lw: Lowerer, node: Node, shape: AttentionShape, plan: TilePlan, masked: bool, fresh_in_sram: bool,
                   q: Value, fresh_exact: bool) -> None:
     name = node.name
     if masked:
@@ -190,7 +172,7 @@ def _note_inexact(lw: Lowerer, node: Node, shape: _Shape, plan: _Plan, masked: b
         lw.inexact(f"{name}: probabilities are written in fp32 into a {lw.options.kv_precision} tile")
 
 
-def transposable(lw: Lowerer, shape: _Shape, precision: Precision, kv_bits: int, k_new: Value,
+def transposable(lw: Lowerer, shape: AttentionShape, precision: Precision, kv_bits: int, k_new: Value,
                  v_new: Value) -> bool:
     """New K and V already in the cache's precision and the GEMM's (the transpose is I @ K^T)."""
     cache = PRECISION_OF[lw.options.kv_precision]
@@ -198,87 +180,11 @@ def transposable(lw: Lowerer, shape: _Shape, precision: Precision, kv_bits: int,
             and shape.head_dim <= GEMM_DIM_LIMIT and cache in _FLOATS)
 
 
-def is_causal(node: Node) -> bool:
-    """ONNX's is_causal, or the recognition pass's tessera_mask = "causal"."""
-    return bool(node.attr("is_causal", 0)) or str(node.attr("tessera_mask", "")).lower() == "causal"
-
-
-def causal_only(node: Node, has_mask: bool) -> bool:
-    """The mask is the causal one and nothing else (no padding, window or sparsity): the kernel
-    builds it from positions instead of reading it."""
-    if not is_causal(node) or node.attr("tessera_window") is not None or node.attr("left_window_size", -1) >= 0:
-        return False
-    if node.attr("tessera_kept_blocks") is not None:
-        return False
-    return not has_mask or tuple(node.attr("tessera_mask_parts", ()) or ()) == ("causal",)
-
-
-MASK_CHECK_ELEMENTS = 1 << 22  # larger compile-time masks are taken as the recognition pass read them
-
-
-def _checked_causal(lw: Lowerer, node: Node, shape: _Shape) -> tuple[_Shape, bool]:
-    """A causal mask the graph computes from shapes alone is evaluated here and compared with
-    "query i sees keys j <= offset + i": when it is that, the kernel builds it from positions
-    with the offset the mask has (a memory prefix shifts it); when it is not (a pad, a window the
-    recognizer did not see), the kernel reads it. A mask known only at run time, or too large
-    to evaluate, is trusted to be what recognition found."""
-    name = node.inputs[3]
-    if name not in lw.program.meta.get("static_values", ()) or math.prod(lw.shapes[name]) > MASK_CHECK_ELEMENTS:
-        return shape, True
-    offset = causal_offset(fold_static(lw, name), shape.q_len, shape.total)
-    if offset is None:
-        return shape, False
-    return dataclasses.replace(shape, q_start=offset), True
-
-
-def _readable(mask: Value, shape: _Shape, precision: Precision) -> bool:
-    """A mask the kernel can add to fp32 scores as it is: fp32 values (the fp32 programs the
-    functional mode runs), one per key, leading axes per sequence / query head or broadcast."""
-    dims = (1,) * (4 - len(mask.shape)) + tuple(mask.shape)
-    return (len(mask.shape) <= 4 and not mask.broadcast and mask.precision == Precision.FP32 and mask.bits == 32
-            and dims[0] in (1, shape.batch) and dims[1] in (1, shape.q_heads) and dims[2] in (1, shape.q_len)
-            and dims[3] == shape.total)
-
-
-def causal_offset(mask: np.ndarray, q_len: int, total: int) -> int | None:
-    """The offset c with mask == (0 where key j <= c + query i, else -inf) for every leading
-    index (a bool mask: True where visible), or None when the mask is anything else."""
-    if mask.ndim < 2 or mask.shape[-1] != total or mask.shape[-2] not in (1, q_len):
-        return None
-    grids = np.broadcast_to(mask, (*mask.shape[:-2], q_len, total)).reshape(-1, q_len, total)
-    if any(not np.array_equal(grids[0], grid) for grid in grids[1:]):
-        return None
-    grid = grids[0]
-    visible = grid if grid.dtype == np.bool_ else grid == 0
-    if grid.dtype != np.bool_ and not (visible | np.isneginf(grid)).all():
-        return None
-    offset = int(visible[0].sum()) - 1
-    expected = np.arange(total)[None, :] <= np.arange(q_len)[:, None] + offset
-    return offset if np.array_equal(visible, expected) else None
-
-
-def _shape(lw: Lowerer, node: Node) -> _Shape:
-    q = lw.local_shape(node.inputs[0])
-    k = lw.local_shape(node.inputs[1])
-    v = lw.local_shape(node.inputs[2])
-    past = lw.local_shape(node.inputs[4])[2] if node.input(4) else 0
-    if len(q) == 4:
-        batch, q_heads, kv_heads, q_len, fresh, head_dim, v_dim = q[0], q[1], k[1], q[2], k[2], q[3], v[3]
-    else:
-        head_dim = lw.shapes[node.inputs[0]][2] // node.attr("q_num_heads")
-        v_dim = lw.shapes[node.inputs[2]][2] // node.attr("kv_num_heads")
-        batch, q_heads, kv_heads, q_len, fresh = q[0], q[2] // head_dim, k[2] // head_dim, q[1], k[1]
-    # ONNX's is_causal sees key j from query i when j <= past + i; a mask the graph builds
-    # aligns the queries with the last keys (a memory prefix before the new tokens is visible)
-    q_start = past if node.input(3) == "" else past + fresh - q_len
-    return _Shape(batch, q_heads, kv_heads, q_len, past, head_dim, v_dim, fresh, q_start)
-
-
 def _kv_bytes(lw: Lowerer) -> int:
     return max(1, {"fp32": 4, "bf16": 2, "fp16": 2}.get(lw.options.kv_precision, 1))
 
 
-def _cache_regions(lw: Lowerer, node: Node, shape: _Shape, past_k: Value | None, past_v: Value | None,
+def _cache_regions(lw: Lowerer, node: Node, shape: AttentionShape, past_k: Value | None, past_v: Value | None,
                    kv_bits: int) -> tuple[Buf, Buf]:
     """The blocked cache the stream reads: the past's region (shared with the present output),
     else the present output's region, else scratch for this call."""
@@ -301,102 +207,10 @@ def _cache_regions(lw: Lowerer, node: Node, shape: _Shape, past_k: Value | None,
     return bufs[0], bufs[1]
 
 
-class _StreamTimer:
-    """Estimated seconds of streaming attention with a given tiling, from the simulator's own cost
-    models: per cache block, the two GEMMs per head and the online-softmax vector work, or the
-    block's K and V DMAs (latency + bytes) when those take longer. Long inputs (prefill) pick
-    their tiles with it: the fewest emitted instructions would favour tall query blocks over
-    wide cache blocks, and narrow cache blocks leave most of a wide machine's arrays idle and
-    pay the DMA latency on every few kilobytes."""
-
-    def __init__(self, lw: Lowerer, shape: _Shape, kv_bits: int, masked: bool, causal: bool, label: str,
-                 built: bool = False) -> None:
-        self.chip, self.s, self.e, self.label = lw.chip, shape, kv_bits // 8, label
-        self.masked, self.causal, self.built = masked, causal, built
-
-    def seconds(self, plan: _Plan) -> float:
-        from simulator.programmable.costs.systolic import gemm_cycles
-        from simulator.programmable.costs.vector import vector_cycles
-
-        chip, s, b = self.chip, self.s, plan.block
-        pairs = s.batch * s.kv_heads
-        q_blocks = math.ceil(s.q_len / plan.q_block)
-        streams = pairs // plan.heads * q_blocks
-        seen = s.q_start + (s.q_len + plan.q_block) / 2 if self.causal else s.total
-        steps = streams * math.ceil(seen / b)
-        group_rows = s.group * min(plan.q_block, s.q_len)
-        rows = plan.heads * group_rows
-        gemm = plan.heads * (gemm_cycles(chip, group_rows, b, s.head_dim, self.label)
-                             + gemm_cycles(chip, group_rows, s.v_dim, b, self.label))
-        vector = sum(vector_cycles(chip, op, rows * b) for op in (V.REDUCE_MAX, V.SUB, V.EXP, V.REDUCE_SUM))
-        vector += vector_cycles(chip, V.MUL, rows * s.v_dim) + 6 * vector_cycles(chip, V.MUL, rows)
-        mask = 0
-        if self.built:    # CMP_LT and SELECT over the blocks the diagonal crosses (the rest need none)
-            mask = vector_cycles(chip, V.CMP_LT, rows * b) + vector_cycles(chip, V.SELECT, rows * b)
-        elif self.masked:
-            vector += vector_cycles(chip, V.ADD, rows * b)
-        compute = (gemm + vector) / chip.clock_hz
-        nbytes = plan.heads * b * (s.head_dim + s.v_dim) * self.e
-        dma = 2 * chip.memory.hbm_latency_s + nbytes / chip.memory.hbm_bytes_per_s
-        diagonal = min(steps, streams * (math.ceil(min(plan.q_block, s.q_len) / b) + 1)) if mask else 0
-        return (steps - diagonal) * max(compute, dma) + diagonal * max(compute + mask / chip.clock_hz, dma)
-
-
-def _choose_plan(lw: Lowerer, shape: _Shape, kv_bits: int, masked: bool, budget: int,
-                 timer: _StreamTimer | None = None, built: bool = False, fresh_tiles: bool | None = None) -> _Plan:
-    """Largest blocks that fit the staging budget with the fewest instructions (decode), or the
-    shortest estimated time (longer inputs, `timer`). `built`: the causal mask is built (its
-    position vectors are staged too); `fresh_tiles`: new K goes through the array (the identity
-    is staged, and K's block too when True: it streams from HBM)."""
-    pairs = shape.batch * shape.kv_heads
-    total = shape.total
-    best: tuple[float, int, _Plan] | None = None
-    timed: list[tuple[int, float, int, _Plan]] = []
-    q_blocks = [shape.q_len // (1 << i) for i in range(12) if shape.q_len // (1 << i) >= 1]
-    for heads in sorted({pairs, 1}, reverse=True):
-        for q_block in q_blocks:
-            for block in (1024, 512, 256, 128, 64, 32, 16):
-                if block > max(16, 2 * total):
-                    continue
-                rows = heads * shape.group * q_block
-                if rows * max(block, shape.v_dim) > LENGTH_LIMIT or shape.group * q_block > GEMM_DIM_LIMIT:
-                    continue  # a VECTOR length and a GEMM m are fixed-width fields
-                need = rows * (block * (4 + kv_bits // 8 + (2 if masked else 0)) + shape.v_dim * 4
-                               + shape.head_dim * 2 + 32)
-                need += heads * block * (shape.head_dim + shape.v_dim) * kv_bits // 8
-                if built:
-                    need += rows * 8 + block * 4 + 64
-                if fresh_tiles is not None:
-                    need += shape.head_dim * shape.head_dim * kv_bits // 8
-                    need += heads * block * shape.head_dim * kv_bits // 8 if fresh_tiles else 0
-                if need > budget:
-                    continue
-                e = kv_bits // 8
-                if max(shape.head_dim, shape.v_dim) * min(q_block, shape.q_len) * max(e, 4) > DMA_ROW_LIMIT:
-                    continue  # the query block is gathered / stored as one DMA row per head
-                body = 14 + 2 * heads
-                streams = (pairs // heads) * math.ceil(shape.q_len / q_block)
-                instructions = streams * (3 * body + 8)
-                if timer is not None:
-                    timed.append((instructions, timer.seconds(_Plan(heads, q_block, block)), -block,
-                                  _Plan(heads, q_block, block)))
-                    continue
-                key = (instructions * (1.0 if block >= min(1024, total) else 1.05), -block)
-                if best is None or key < best[:2]:
-                    best = (key[0], key[1], _Plan(heads, q_block, block))
-    if timed:
-        # the fastest plan whose code (query blocks are unrolled, cache blocks loop) stays within
-        # twice the most compact plan's
-        allowed = 2 * min(t[0] for t in timed)
-        return min((t for t in timed if t[0] <= allowed), key=lambda t: (t[1], t[2]))[3]
-    if best is None:
-        raise LoweringError(f"{lw.where()}: no attention tile fits {budget} bytes of SRAM staging")
-    return best[2]
-
-
 class _Kernel:
-    def __init__(self, lw: Lowerer, node: Node, shape: _Shape, plan: _Plan, precision: Precision, kv_bits: int,
-                 q: Value, y: Value, mask: Value | None, k_cache: Buf, v_cache: Buf, built: bool) -> None:
+    def __init__(self, lw: Lowerer, node: Node, shape: AttentionShape, plan: TilePlan, precision: Precision,
+                 kv_bits: int, q: Value, y: Value, mask: Value | None, k_cache: Buf, v_cache: Buf,
+                 built: bool) -> None:
         self.lw, self.node, self.s, self.plan, self.precision = lw, node, shape, plan, precision
         self.kv_bytes = kv_bits // 8
         self.q, self.y, self.mask, self.k_cache, self.v_cache = q, y, mask, k_cache, v_cache
@@ -407,7 +221,7 @@ class _Kernel:
         self.v_block_bytes = self.pairs * block * shape.v_dim * self.kv_bytes
         self.causal_built = built
         # a mask that is not built from positions is read, block by block, as the scores need it
-        self.mask_read = mask is not None and not built and _readable(mask, shape, precision)
+        self.mask_read = mask is not None and not built and mask_readable(mask, shape, precision)
         self.fresh_exact = False
         self.in_place: tuple[Value, Value] | None = None   # row-major K and V read where they are
         self.query_rows = 0    # the query-block height qbase holds offsets for

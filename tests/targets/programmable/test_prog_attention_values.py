@@ -15,7 +15,7 @@ from test_prog_float_functional import RELATIVE_TOLERANCE, fp32_chip, fp32_optio
 
 from compiler.frontend import import_onnx
 from compiler.interp.run import run_graph
-from compiler.targets.programmable.attention import causal_offset
+from compiler.targets.programmable.attention_plan import causal_offset
 from compiler.targets.programmable.image import hbm_image, read_outputs, sram_image
 from compiler.targets.programmable.isa import GemmStrided, Vector
 from compiler.targets.programmable.isa import VectorOp as V
