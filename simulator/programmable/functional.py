@@ -26,13 +26,21 @@ Semantics (little-endian, row-major, addresses in bytes; in loop iteration i eve
                         as int8. `imm` is an unsigned 32-bit scale, a * imm is exact (64-bit:
                         |a * imm| < 2**63), and ties round towards +infinity for negative values
                         too: -2.5 -> -2, -3.5 -> -3, 2.5 -> 3. With shift = 0 it is clamp(a * imm).
+  VECTOR on integers    (float programs) int8, int32, int64 lanes: COPY; ADD, SUB, MUL, NEG, ABS,
+                        REDUCE_SUM wrap modulo 2**bits; MAX, MIN, REDUCE_MAX; CMP_EQ, CMP_LT,
+                        CMP_LE write 1 / 0; SELECT as on floats; IDIV: a / b truncated toward zero
+                        (ONNX integer Div), IMOD: a - floor(a / b) * b (the divisor's sign, ONNX Mod
+                        fmod=0), both 0 where b = 0; *_IMM and FILL read imm as a signed 32-bit
+                        integer; SHIFT as on int32 (REQUANT is int32 only).
   VECTOR on floats      computed in float32 and stored in `precision`: COPY, ADD, SUB, MUL, MAX,
                         MIN, NEG, ABS, EXP, LOG, SIN, COS, RSQRT, RECIPROCAL, SILU (x / (1 + exp(-x))),
                         REDUCE_SUM, REDUCE_MAX; ADD_IMM, MUL_IMM, MAX_IMM, MIN_IMM use float32(imm bits)
-                        as b; FILL writes float32(imm bits); CONVERT reads src_a as Precision(imm)
-                        (int32, int64 or a float) and writes `precision`; CMP_EQ, CMP_LT (a < b),
+                        as b; FILL writes float32(imm bits); CMP_EQ, CMP_LT (a < b),
                         CMP_LE write 1.0 / 0.0; SELECT: dst = b where a != 0, dst unchanged elsewhere.
-  VECTOR_2D             the same float ops over rows x cols: element (r, c) reads
+  CONVERT               reads src_a as Precision(imm) (int8, int32, int64 or a float) and writes
+                        `precision`: to a float via float32 (exact for |integers| <= 2**24); to an
+                        integer, floats truncate toward zero and integers wrap (numpy astype).
+  VECTOR_2D             the same ops, float or integer, over rows x cols: element (r, c) reads
                         a[r * a_row_stride + c * a_col_step], b[r * b_row_stride + c * b_col_step]
                         (element offsets from src_a / src_b) and writes dst[r * dst_row_stride + c];
                         reductions write dst[r * dst_row_stride]. Elements are read before any is
@@ -40,6 +48,12 @@ Semantics (little-endian, row-major, addresses in bytes; in loop iteration i eve
   DMA_GATHER            row r copies row_bytes from HBM hbm_addr + index[r] * hbm_row_stride to SRAM
                         sram_addr + r * row_bytes; index[] is int32 (int64 with index_int64) in SRAM
                         at index_addr; an index outside HBM is an error, never a clamp.
+                        With table_rows > 0 a negative index counts from the end of the table.
+  TOPK, SCAN_SUM,       along one axis (top-k values and/or indices, running sums, product,
+  REDUCE_PROD, ARGMAX   arg max/min) exactly as ONNX TopK / CumSum / ReduceProd / ArgMax: see
+                        simulator/programmable/selection.py and isa.VectorOp.
+  VECTOR_GATHER         rows of a [outer, axis_len, row_len] SRAM table by an SRAM index vector
+                        (negative indices from the end); an index outside the axis is an error.
   COLLECTIVE            one chip only here (chips = 1 is a no-op).
 
 Float programs. A program lowered from a float graph runs here when every op it needs has an
@@ -58,6 +72,7 @@ import ml_dtypes
 import numpy as np
 
 from compiler.targets.programmable.isa import (
+    SELECTION_OPS,
     Collective,
     DmaGather,
     DmaLoad,
@@ -68,11 +83,13 @@ from compiler.targets.programmable.isa import (
     Precision,
     Vector,
     Vector2D,
+    VectorGather,
     VectorOp,
     bits_f32,
 )
 from compiler.targets.programmable.program import Program
 from simulator.hardware.programmable import ProgrammableChip
+from simulator.programmable import selection
 from simulator.programmable.costs.vector import BINARY_OPS, REDUCTIONS
 from simulator.programmable.plan import QUEUE_ENGINES, Plan
 from simulator.programmable.validate import ProgramError, where
@@ -152,6 +169,8 @@ class Machine:
             self._dma(ins, it, ctx)
         elif isinstance(ins, DmaGather):
             self._gather(ins, ctx)
+        elif isinstance(ins, VectorGather):
+            self._vector_gather(ins, ctx)
         elif isinstance(ins, Vector2D):
             self._vector_2d(ins, it, ctx)
         elif isinstance(ins, Gemm):
@@ -181,6 +200,11 @@ class Machine:
     def _gather(self, ins: DmaGather, ctx: str) -> None:
         index_precision = Precision.INT64 if ins.index_int64 else Precision.INT32
         index = self._array("index_addr", ins.index_addr, ins.rows, index_precision, ctx).astype(np.int64)
+        if ins.table_rows:
+            try:
+                index = selection.wrapped_index(index, ins.table_rows, "index")
+            except ValueError as error:
+                raise ProgramError(f"{ctx}: {error} (table_rows {ins.table_rows})") from None
         sram = self._span(self.sram, "sram_addr", ins.sram_addr, ins.nbytes, ctx).reshape(ins.rows, ins.row_bytes)
         starts = ins.hbm_addr + index * ins.hbm_row_stride
         bad = (starts < 0) | (starts + ins.row_bytes > len(self.hbm))
@@ -193,9 +217,10 @@ class Machine:
     def _vector_2d(self, ins: Vector2D, it: int, ctx: str) -> None:
         step = it * ins.loop_stride
         dtype = DTYPES.get(ins.precision)
-        if ins.precision not in (Precision.FP32, Precision.FP16, Precision.BF16):
-            raise ProgramError(f"{ctx}: VECTOR_2D runs on floats (fp32, fp16, bf16), not {ins.precision.label}")
-        if ins.op in _IMMEDIATE:
+        if ins.precision not in _FLOAT_LANES | _INTEGER_LANES:
+            raise ProgramError(f"{ctx}: VECTOR_2D runs on floats (fp32, fp16, bf16) or int8, int32, int64, "
+                               f"not {ins.precision.label}")
+        if ins.op in _IMMEDIATE or ins.op is VectorOp.CONVERT:
             raise ProgramError(f"{ctx}: {ins.op.name} takes an immediate; VECTOR_2D has none (use VECTOR)")
         rows, cols = np.arange(ins.rows, dtype=np.int64), np.arange(ins.cols, dtype=np.int64)
 
@@ -215,8 +240,9 @@ class Machine:
         d_mem, d_idx = grid("dst", ins.dst + step, ins.dst_row_stride, 1, 1 if reduce else ins.cols)
         old = d_mem[d_idx] if ins.op is VectorOp.SELECT else None
         shaped = Vector(op=ins.op, precision=ins.precision, length=ins.rows * ins.cols, row_len=max(ins.cols, 1))
-        result = _float_vector(ins.op, a.reshape(-1), None if b is None else b.reshape(-1), shaped, ctx,
-                               None if old is None else old.reshape(-1))
+        lanes = _int_vector if ins.precision in _INTEGER_LANES else _float_vector
+        result = lanes(ins.op, a.reshape(-1), None if b is None else b.reshape(-1), shaped, ctx,
+                       None if old is None else old.reshape(-1))
         d_mem[d_idx] = result.astype(dtype).reshape(d_idx.shape)
 
     def _matrix(self, name: str, addr: int, rows: int, cols: int, pitch: int, precision: Precision,
@@ -250,48 +276,121 @@ class Machine:
                 result += c.astype(np.float32)
             c[:] = result.astype(c.dtype)
 
+    def _vector_gather(self, ins: VectorGather, ctx: str) -> None:
+        dtype = DTYPES.get(ins.precision)
+        if dtype is None:
+            raise ProgramError(f"{ctx}: VECTOR_GATHER has no {ins.precision.label} elements")
+        index_precision = Precision.INT64 if ins.index_int64 else Precision.INT32
+        index = self._array("index_addr", ins.index_addr, ins.count, index_precision, ctx)
+        table = self._array("src", ins.src, ins.outer * ins.axis_len * ins.row_len, ins.precision, ctx)
+        try:
+            rows = selection.gather(ins, table, index)
+        except ValueError as error:
+            raise ProgramError(f"{ctx}: {error} (axis_len {ins.axis_len})") from None
+        self._array("dst", ins.dst, ins.length, ins.precision, ctx)[:] = rows
+
+    def _selection(self, ins: Vector, it: int, ctx: str) -> None:
+        """TOPK, SCAN_SUM, REDUCE_PROD, ARGMAX: see simulator/programmable/selection.py."""
+        problem = selection.check(ins)
+        if problem:
+            raise ProgramError(f"{ctx}: {problem}")
+        step = it * ins.loop_stride
+        a = self._array("src_a", ins.src_a + step, ins.length, ins.precision, ctx).copy()
+        for name, result in selection.run(ins, a).items():
+            out = self._span(self.sram, name, getattr(ins, name) + step, result.nbytes, ctx)
+            out[:] = np.ascontiguousarray(result).view(np.uint8).reshape(-1)
+
     def _vector(self, ins: Vector, it: int, ctx: str) -> None:
+        if ins.op in SELECTION_OPS:
+            self._selection(ins, it, ctx)
+            return
         step = it * ins.loop_stride
         op = ins.op
         source = Precision(ins.imm) if op is VectorOp.CONVERT and ins.imm in Precision._value2member_map_ else None
         if op is VectorOp.CONVERT and source is None:
             raise ProgramError(f"{ctx}: CONVERT source precision imm = {ins.imm} is not a Precision")
-        a = self._array("src_a", ins.src_a + step, ins.length, source or ins.precision, ctx)
+        a = self._array("src_a", ins.src_a + step, ins.length, ins.precision if source is None else source, ctx)
         b = (self._array("src_b", ins.src_b + step, ins.length, ins.precision, ctx)
              if op in BINARY_OPS else None)
         old = self._array("dst", ins.dst + step, ins.length, ins.precision, ctx) if op is VectorOp.SELECT else None
-        if ins.precision == Precision.INT32 and op is not VectorOp.CONVERT:
-            result = _int_vector(op, a, b, ins, ctx)
-        elif ins.precision in (Precision.FP32, Precision.FP16, Precision.BF16):
+        if op is VectorOp.CONVERT:
+            result = _convert(a, ins.precision, ctx)
+        elif ins.precision in _INTEGER_LANES:
+            result = _int_vector(op, a, b, ins, ctx, old)
+        elif ins.precision in _FLOAT_LANES:
             result = _float_vector(op, a, b, ins, ctx, old).astype(DTYPES[ins.precision])
         else:
-            raise ProgramError(f"{ctx}: vector ops run on int32 or floats, not {ins.precision.label}")
+            raise ProgramError(f"{ctx}: vector ops run on int8, int32, int64 or floats (fp32, fp16, bf16), "
+                               f"not {ins.precision.label}")
         dst = self._span(self.sram, "dst", ins.dst + step, result.nbytes, ctx)
         dst[:] = np.ascontiguousarray(result).view(np.uint8)
 
 
-def _int_vector(op: VectorOp, a: np.ndarray, b: np.ndarray | None, ins: Vector, ctx: str) -> np.ndarray:
+_INTEGER_LANES = frozenset({Precision.INT8, Precision.INT32, Precision.INT64})
+_FLOAT_LANES = frozenset({Precision.FP32, Precision.FP16, Precision.BF16})
+
+
+def _int_vector(op: VectorOp, a: np.ndarray, b: np.ndarray | None, ins: Vector, ctx: str,
+                old: np.ndarray | None = None) -> np.ndarray:
+    """Integer lanes of a's width; int32 ADD, SUB, MUL, SHIFT, REDUCE_SUM wrap exactly as the RTL's."""
+    dtype = a.dtype
     wide = a.astype(np.int64)
     if op is VectorOp.COPY:
         return a.copy()
     if op is VectorOp.ADD:
-        return (wide + b).astype(np.int32)
+        return (wide + b).astype(dtype)
     if op is VectorOp.SUB:
-        return (wide - b).astype(np.int32)
+        return (wide - b).astype(dtype)
     if op is VectorOp.MUL:
-        return (wide * b).astype(np.int32)
+        return (wide * b).astype(dtype)
     if op is VectorOp.MAX:
         return np.maximum(a, b)
     if op is VectorOp.SHIFT:
-        return (wide >> np.int64(ins.shift)).astype(np.int32)
-    if op is VectorOp.REQUANT:
+        return (wide >> np.int64(ins.shift)).astype(dtype)
+    if op is VectorOp.REQUANT and dtype == np.int32:
         return requantize(a, ins.imm, ins.shift)
     if op is VectorOp.REDUCE_SUM:
-        return wide.reshape(-1, ins.row_len).sum(axis=1).astype(np.int32)
+        return wide.reshape(-1, ins.row_len).sum(axis=1).astype(dtype)
     if op is VectorOp.REDUCE_MAX:
         return a.reshape(-1, ins.row_len).max(axis=1)
-    raise ProgramError(f"{ctx}: {op.name} has no int32 form; int32 ops: COPY ADD SUB MUL MAX SHIFT REQUANT "
-                       "REDUCE_SUM REDUCE_MAX")
+    imm = np.int64(np.uint32(ins.imm).astype(np.int32)) if op in _IMMEDIATE else None
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        table = {
+            VectorOp.MIN: lambda: np.minimum(a, b),
+            VectorOp.NEG: lambda: (-wide).astype(dtype),
+            VectorOp.ABS: lambda: np.abs(wide).astype(dtype),
+            VectorOp.CMP_EQ: lambda: (a == b).astype(dtype),
+            VectorOp.CMP_LT: lambda: (a < b).astype(dtype),
+            VectorOp.CMP_LE: lambda: (a <= b).astype(dtype),
+            VectorOp.SELECT: lambda: np.where(a != 0, b, old),
+            VectorOp.IDIV: lambda: _truncated_div(wide, b.astype(np.int64)).astype(dtype),
+            VectorOp.IMOD: lambda: np.mod(wide, b.astype(np.int64)).astype(dtype),
+            VectorOp.ADD_IMM: lambda: (wide + imm).astype(dtype),
+            VectorOp.MUL_IMM: lambda: (wide * imm).astype(dtype),
+            VectorOp.MAX_IMM: lambda: np.maximum(wide, imm).astype(dtype),
+            VectorOp.MIN_IMM: lambda: np.minimum(wide, imm).astype(dtype),
+            VectorOp.FILL: lambda: np.full(a.shape, imm).astype(dtype),
+        }
+        if op not in table:
+            raise ProgramError(f"{ctx}: {op.name} has no integer form")
+        return np.asarray(table[op](), dtype=dtype)
+
+
+def _truncated_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b rounded toward zero (floor division, one back where the signs differ); 0 where b = 0."""
+    q = np.floor_divide(a, b)
+    return q + ((np.remainder(a, b) != 0) & ((a < 0) != (b < 0))).astype(q.dtype)
+
+
+def _convert(a: np.ndarray, precision: Precision, ctx: str) -> np.ndarray:
+    """CONVERT: floats via float32; integers by numpy's cast (truncation toward zero, wrap-around)."""
+    if precision in _FLOAT_LANES:
+        return a.astype(np.float32).astype(DTYPES[precision])
+    if precision in _INTEGER_LANES:
+        with np.errstate(invalid="ignore", over="ignore"):
+            return a.astype(DTYPES[precision])
+    raise ProgramError(f"{ctx}: CONVERT writes int8, int32, int64 or floats (fp32, fp16, bf16), "
+                       f"not {precision.label}")
 
 
 _IMMEDIATE = frozenset({VectorOp.ADD_IMM, VectorOp.MUL_IMM, VectorOp.MAX_IMM, VectorOp.MIN_IMM, VectorOp.FILL})
@@ -314,7 +413,6 @@ def _float_vector(op: VectorOp, a: np.ndarray, b: np.ndarray | None, ins: Vector
         VectorOp.MAX_IMM: lambda: np.maximum(x, imm),
         VectorOp.MIN_IMM: lambda: np.minimum(x, imm),
         VectorOp.FILL: lambda: np.full_like(x, imm),
-        VectorOp.CONVERT: lambda: a.astype(np.float32),
         VectorOp.CMP_EQ: lambda: (x == y).astype(np.float32),
         VectorOp.CMP_LT: lambda: (x < y).astype(np.float32),
         VectorOp.CMP_LE: lambda: (x <= y).astype(np.float32),

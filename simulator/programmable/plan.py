@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from compiler.targets.programmable.isa import (
+    SELECTION_OPS,
     Collective,
     DmaGather,
     DmaLoad,
@@ -23,6 +24,7 @@ from compiler.targets.programmable.isa import (
     Loop,
     Vector,
     Vector2D,
+    VectorGather,
 )
 from compiler.targets.programmable.program import Program
 from simulator.hardware.programmable import ProgrammableChip
@@ -95,7 +97,7 @@ def _is_fence(ins: Instruction) -> bool:
         return ins.nbytes == 0
     if isinstance(ins, Gemm):
         return ins.macs == 0
-    if isinstance(ins, (Vector, Vector2D)):
+    if isinstance(ins, (Vector, Vector2D, VectorGather)):
         return ins.length == 0
     if isinstance(ins, Collective):
         return ins.nbytes == 0
@@ -223,13 +225,19 @@ class Plan:
             c.sram_bytes = systolic.gemm_sram_bytes(ins.m, ins.n, ins.k, n_tiles, element_bytes(ins.precision),
                                                     element_bytes(ins.acc_precision), ins.accumulate)
             c.energy_j = ins.macs * e.pj_per_mac[precision] * PJ
+        elif isinstance(ins, VectorGather) or (isinstance(ins, Vector) and ins.op in SELECTION_OPS):
+            cost = vector.selection_cost(chip, ins)     # passes and schedules: see costs/vector.py
+            c.duration_s = cost.cycles / chip.clock_hz
+            c.roofline_s = cost.roofline_cycles / chip.clock_hz
+            c.vector_ops, c.sram_bytes = cost.lane_ops, cost.sram_bytes
+            c.energy_j = c.vector_ops * e.pj_per_vector_op * PJ
         elif isinstance(ins, (Vector, Vector2D)):
             # a 2-D op costs what the same number of contiguous elements costs: strides and
             # broadcasts are address generation, not lane work
             row_len = ins.cols if isinstance(ins, Vector2D) else ins.row_len
-            c.duration_s = vector.vector_cycles(chip, ins.op, ins.length) / chip.clock_hz
-            c.roofline_s = vector.vector_roofline_cycles(chip, ins.op, ins.length) / chip.clock_hz
-            c.vector_ops = vector.vector_lane_ops(ins.op, ins.length)
+            c.duration_s = vector.vector_cycles(chip, ins.op, ins.length, ins.precision) / chip.clock_hz
+            c.roofline_s = vector.vector_roofline_cycles(chip, ins.op, ins.length, ins.precision) / chip.clock_hz
+            c.vector_ops = vector.vector_lane_ops(ins.op, ins.length, ins.precision)
             c.sram_bytes = vector.vector_sram_bytes(ins.op, ins.length, row_len, element_bytes(ins.precision))
             c.energy_j = c.vector_ops * e.pj_per_vector_op * PJ
         elif isinstance(ins, Collective):
@@ -246,7 +254,7 @@ class Plan:
 # Fields that place an instruction in memory; the rest (its shape) decide its cost.
 _PLACEMENT_FIELDS = frozenset({"hbm_addr", "hbm_loop_stride", "sram_addr", "sram_loop_stride", "hbm_row_stride",
                                "a_addr", "a_loop_stride", "b_addr", "b_loop_stride", "c_addr", "c_loop_stride",
-                               "src_a", "src_b", "dst", "loop_stride", "lda", "ldb", "ldc"})
+                               "src_a", "src_b", "dst", "loop_stride", "lda", "ldb", "ldc", "src", "index_addr"})
 _SHAPE_FIELDS: dict[type, tuple[str, ...]] = {}
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from compiler.targets.programmable.isa import (
     INTEGER_VECTOR_OPS,
+    SELECTION_OPS,
     Collective,
     DmaGather,
     DmaLoad,
@@ -18,9 +19,11 @@ from compiler.targets.programmable.isa import (
     Precision,
     Vector,
     Vector2D,
+    VectorGather,
     VectorOp,
 )
 from simulator.hardware.programmable import ProgrammableChip
+from simulator.programmable import selection
 from simulator.programmable.costs.systolic import GemmShapeError, sub_array
 from simulator.programmable.costs.vector import BINARY_OPS, REDUCTIONS
 
@@ -45,7 +48,7 @@ def check_subset(chip: ProgrammableChip, pc: int, ins: Instruction) -> None:
     """The integer subset: int8 GEMM into int32, int32 vector ops (REQUANT writes int8), DMA, LOOP, HALT."""
     if chip.isa_subset != "integer":
         return
-    if isinstance(ins, (Collective, Vector2D, DmaGather, GemmStrided)):
+    if isinstance(ins, (Collective, Vector2D, DmaGather, GemmStrided, VectorGather)):
         raise ProgramError(f"{where(pc, ins)}: {chip.name} implements the integer ISA subset, which has no "
                            f"{type(ins).__name__}")
     if isinstance(ins, Gemm):
@@ -74,6 +77,10 @@ def sram_ranges(ins: Instruction) -> list[tuple[str, int, int, int]]:
         return [("a_addr", ins.a_addr, int(ins.m * ins.k * eb), ins.a_loop_stride),
                 ("b_addr", ins.b_addr, int(ins.k * ins.n * eb), ins.b_loop_stride),
                 ("c_addr", ins.c_addr, int(ins.m * ins.n * ab), ins.c_loop_stride)]
+    if isinstance(ins, Vector) and ins.op in SELECTION_OPS:
+        return selection.sram_ranges(ins)
+    if isinstance(ins, VectorGather):
+        return selection.gather_ranges(ins)
     if isinstance(ins, Vector):
         eb = element_bytes(ins.precision)
         out = ins.length // max(ins.row_len, 1) if ins.op in REDUCTIONS else ins.length
@@ -118,12 +125,16 @@ def check_shape(chip: ProgrammableChip, pc: int, ins: Instruction) -> None:
         if ins.subarray >= (1 << ins.split):
             raise ProgramError(f"{where(pc, ins)}: subarray {ins.subarray} but split {ins.split} has only "
                                f"{1 << ins.split} sub-arrays")
-    if isinstance(ins, Vector2D) and ins.op in {VectorOp.REQUANT, VectorOp.SHIFT}:
+    if isinstance(ins, Vector2D) and ins.op in {VectorOp.REQUANT, VectorOp.SHIFT} | SELECTION_OPS:
         raise ProgramError(f"{where(pc, ins)}: VECTOR_2D runs float ops; {ins.op.name} is a VECTOR op")
     if isinstance(ins, Vector) and ins.op in REDUCTIONS and ins.length and (
             ins.row_len <= 0 or ins.length % ins.row_len):
         raise ProgramError(f"{where(pc, ins)}: reduction length {ins.length} is not a multiple of "
                            f"row_len {ins.row_len}")
+    problem = (selection.check(ins) if isinstance(ins, Vector) and ins.op in SELECTION_OPS
+               else selection.check_gather(ins) if isinstance(ins, VectorGather) else None)
+    if problem:
+        raise ProgramError(f"{where(pc, ins)}: {problem}")
     if isinstance(ins, Collective) and ins.chips > chip.links.chips:
         raise ProgramError(f"{where(pc, ins)}: collective over {ins.chips} chips, {chip.name} links "
                            f"{chip.links.chips} (links.chips)")

@@ -49,6 +49,24 @@ class Arena:
                 return Buf(name, self.space, addr, want, reads=dict(history))
         return None
 
+    def alloc_unused(self, nbytes: int, name: str) -> Buf | None:
+        """A Buf of bytes never handed out before (from `top` up): they still hold what a memory
+        image put there at program start. None when the arena has no such bytes left."""
+        want = align(max(nbytes, 1))
+        for i, (addr, size, history) in enumerate(self.free):
+            start = max(addr, self.top)
+            if addr + size - start < want:
+                continue
+            pieces = [[addr, start - addr, history]] if start > addr else []
+            if addr + size > start + want:
+                pieces.append([start + want, addr + size - start - want, {}])
+            self.free[i:i + 1] = pieces
+            self.in_use += want
+            self.high_water = max(self.high_water, self.in_use)
+            self.top = start + want
+            return Buf(name, self.space, start, want)
+        return None
+
     def release(self, buf: Buf) -> None:
         history = buf.accesses()
         self.in_use -= buf.nbytes

@@ -9,7 +9,7 @@ from compiler.ir.dtypes import DType
 from compiler.ir.graph import Graph, Node
 from compiler.targets.programmable.arena import Arena, align
 from compiler.targets.programmable.emitter import Buf, Emitter
-from compiler.targets.programmable.isa import Instruction, Precision
+from compiler.targets.programmable.isa import DmaLoad, Instruction, Precision
 from compiler.targets.programmable.options import LoweringError, LoweringOptions
 from compiler.targets.programmable.placement import WeightPlan
 from compiler.targets.programmable.program import Program, Region
@@ -26,6 +26,7 @@ _DTYPE_PRECISION = {
     DType.INT4: Precision.INT4, DType.INT32: Precision.INT32,
 }
 _FP8 = {DType.FLOAT8E4M3, DType.FLOAT8E5M2, DType.FLOAT8E4M3FNUZ, DType.FLOAT8E5M2FNUZ}
+_DMA_ROW_BYTES = 1 << 23  # one DMA row is at most 24 bits of bytes
 
 
 def precision_of_dtype(dtype: DType) -> Precision:
@@ -279,14 +280,37 @@ class Lowerer:
         bits = self.weights.bits.get(name, const.type.dtype.bits)
         if buf is None:  # small non-parameter constants (scales, masks) sit in SRAM for good
             nbytes = math.ceil(math.prod(self.local_shape(name)) * bits / 8)
-            buf = self.alloc(align(nbytes), f"const:{name}")
-            self.pin(buf)
-            self.region(name, buf)  # memory images put its value there
             if self.em.raw:
-                self.inexact(f"constant {name!r} is placed after earlier kernels may have used its bytes")
+                buf = self._load_constant(name, nbytes)
+            else:  # before the first instruction: memory images put its value in its bytes
+                buf = self.alloc(align(nbytes), f"const:{name}")
+                self.pin(buf)
+                self.region(name, buf)
         precision = None
         if const.is_parameter:
             label = self.options.weight_precision
             precision = PRECISION_OF[label] if bits == PRECISION_BITS[label] else self.act_precision()
         self.define(name, buf, bits=bits, precision=precision)
         self.uses[name] = self.uses.get(name, 0) + (1 << 30)  # constants are never freed
+
+    def _load_constant(self, name: str, nbytes: int) -> Buf:
+        """A constant first read once instructions were emitted: earlier kernels may have used any
+        free byte as scratch, so memory images put its value in HBM bytes no kernel was ever given
+        (its region), and a DMA loads it into SRAM bytes pinned from here on (or it is read in HBM
+        when SRAM has no room)."""
+        image = self.hbm.alloc_unused(nbytes, f"const:{name}")
+        if image is None:
+            raise LoweringError(f"{self.where()}: HBM scratch exhausted placing constant {name!r} ({nbytes} bytes)")
+        self.pin(image)
+        self.region(name, image)
+        buf = self.sram.alloc(nbytes, f"const:{name}") if nbytes <= self.sram_value_limit else None
+        if buf is None:
+            return image
+        self.pin(buf)
+        row = min(nbytes, _DMA_ROW_BYTES)
+        rows, rest = divmod(nbytes, row)
+        for count, offset, size in ((rows, 0, row), (1 if rest else 0, rows * row, rest)):
+            if count:
+                self.emit(DmaLoad(hbm_addr=image.addr + offset, sram_addr=buf.addr + offset, rows=count,
+                                  row_bytes=size, hbm_row_stride=size), reads=[image], writes=[buf])
+        return buf

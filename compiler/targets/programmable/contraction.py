@@ -12,6 +12,7 @@ import math
 
 from compiler.ir.graph import Node
 from compiler.ir.ops import Op
+from compiler.targets.programmable.broadcast import einsum_strides
 from compiler.targets.programmable.context import PRECISION_OF, Lowerer, Value
 from compiler.targets.programmable.gemm import MatrixRef, emit_gemm
 from compiler.targets.programmable.isa import Gemm, VectorOp
@@ -158,9 +159,16 @@ def lower_einsum(lw: Lowerer, node: Node) -> None:
     out = lw.new_value(node.outputs[0])
     summed = set("".join(terms)) - set(rhs)
     if len(terms) != 2 or not summed or "..." in equation:
-        # nothing summed (an outer or elementwise product): vector multiplies over the output
+        # nothing summed (an outer or elementwise product): vector multiplies over the output, each
+        # operand read at the strides of its letters (vector.py's broadcasting)
+        if summed:
+            lw.gap("einsum summing over more than two operands")
+        layouts = {i: strides for i, (term, value) in enumerate(zip(terms, inputs))
+                   if "..." not in equation and not summed
+                   and (strides := einsum_strides(lw, value, term, rhs, out.shape)) is not None}
         steps = [(V.MUL, "elem", "in0", f"in{i + 1}", "out") for i in range(len(inputs) - 1)]
-        run_steps(lw, steps or [(V.COPY, "elem", "in0", "in0", "out")], inputs, out, _rows(out), out.shape[-1])
+        run_steps(lw, steps or [(V.COPY, "elem", "in0", "in0", "out")], inputs, out, _rows(out), out.shape[-1],
+                  layouts=layouts)
         return
     sizes: dict[str, int] = {}
     for term, value in zip(terms, inputs):

@@ -4,7 +4,9 @@ back at the end, for integer programs and float programs alike.
 Layouts follow the lowering's meta: packed weights as consecutive [K, piece] column blocks
 (`weight_pieces`, after `weight_perms` for weights read through a Transpose), KV caches of the
 attention kernel in blocks of `block` positions holding every (sequence, KV head), K transposed
-([d, block]) and V row-major ([block, dv]) (`cache_layouts`), everything else row-major.
+([d, block]) and V row-major ([block, dv]) (`cache_layouts`), a past cache that a Concat appends
+to in place laid out in the present's shape, its positions first along the appended axis and
+room for the new ones after them (`appended_caches`), everything else row-major.
 Values the lowering folded once shapes were bound (`static_values`: masks from Range, shape
 arithmetic) are computed here with the IR's own op semantics, as a compiler folds constants.
 A float program whose meta lists ISA gaps or inexact code still gets images; run_functional is
@@ -109,7 +111,16 @@ _FLOAT_STORAGE = {"fp32": np.dtype("<f4"), "bf16": np.dtype(ml_dtypes.bfloat16),
 
 def _laid_out(program: Program, name: str, array: np.ndarray) -> np.ndarray:
     layout = program.meta.get("cache_layouts", {}).get(name)
-    return array if layout is None else _block(array, layout)
+    if layout is not None:
+        return _block(array, layout)
+    appended = program.meta.get("appended_caches", {}).get(name)
+    if appended is not None:  # the past at the present's row pitch: room for the appended positions
+        present = np.zeros(appended["shape"], dtype=array.dtype)
+        index = [slice(None)] * array.ndim
+        index[appended["axis"]] = slice(0, array.shape[appended["axis"]])
+        present[tuple(index)] = array
+        return present
+    return array
 
 
 def _element_dtype(layout: Mapping) -> np.dtype:

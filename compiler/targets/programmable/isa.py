@@ -19,8 +19,15 @@ The integer subset (what `isa_subset = "integer"` presets and the RTL implement)
 DMA_STORE, GEMM with precision int8 (int32 accumulators), VECTOR ops on int32 (ADD, MUL,
 MAX, SHIFT, REQUANT, REDUCE_SUM, REDUCE_MAX, COPY), LOOP, HALT. Float programs add
 VECTOR_2D (strided and broadcast operands), DMA_GATHER (rows of HBM by an index vector in
-SRAM) and GEMM_STRIDED (GEMM operands with row pitches), new opcodes that leave the integer
-subset's encodings as they were.
+SRAM), GEMM_STRIDED (GEMM operands with row pitches) and VECTOR_GATHER (rows of an SRAM table
+by an index vector), new opcodes that leave the integer subset's encodings as they were.
+
+Selection ops (VECTOR only, numbers 32..35): TOPK, SCAN_SUM, REDUCE_PROD and ARGMAX work along
+one axis of their operand. SCAN_SUM, REDUCE_PROD and ARGMAX read src_a as [outer, row_len,
+inner] with inner = max(imm, 1) (imm is the axis's stride in elements: a non-trailing axis needs
+no transpose) and length = outer * row_len * inner; TOPK reads rows of `row_len` and takes
+k = imm. `shift` holds their flags (TOPK_*, SCAN_*, ARG_*, INDEX_INT64 below). Indices are
+written as int64 (INDEX_INT64, ONNX's index type) or int32. See VectorOp for the destinations.
 """
 
 from __future__ import annotations
@@ -46,6 +53,7 @@ class Opcode(enum.IntEnum):
     VECTOR_2D = 7
     DMA_GATHER = 8
     GEMM_STRIDED = 9
+    VECTOR_GATHER = 10
 
 
 class Engine(enum.IntEnum):
@@ -65,7 +73,7 @@ class Precision(enum.IntEnum):
     FP16 = 4
     FP32 = 5
     INT32 = 6
-    INT64 = 7  # only as the source type of CONVERT (integer graph inputs such as position ids)
+    INT64 = 7  # position ids, hashes: CONVERT and the vector unit's integer ops (float programs)
 
     @property
     def label(self) -> str:
@@ -86,6 +94,24 @@ class VectorOp(enum.IntEnum):
     CONVERT reads src_a as the Precision numbered `imm` and writes `precision`; comparisons
     write 1.0 or 0.0; SELECT writes src_b where src_a != 0 and keeps dst elsewhere (dst is
     read: a three-operand op without a third address). See simulator/programmable/functional.py.
+
+    Integer lanes (float programs; the integer subset keeps its int32 ops as they are): int8
+    (bools as 0 / 1 bytes), int32 and int64 run COPY, ADD, SUB, MUL (wrapping), MAX, MIN, NEG,
+    ABS, the comparisons and SELECT (writing 1 / 0), *_IMM and FILL (imm read as a signed 32-bit
+    integer), REDUCE_SUM, REDUCE_MAX, IDIV (29: a / b truncated toward zero, ONNX integer Div;
+    a / 0 = 0) and IMOD (30: a - floor(a / b) * b, the divisor's sign, ONNX Mod fmod=0; a mod
+    0 = 0). CONVERT also writes integers (float to integer truncates toward zero, integers
+    wrap). VECTOR_2D runs the same ops, float or integer, except those taking `imm`.
+
+    Selection ops (32..35; see the module docstring for their [outer, row_len, inner] view):
+    TOPK writes each row's k = imm largest (TOPK_LARGEST) or smallest elements, sorted (largest
+    first, or smallest first), ties in ascending index order as ONNX TopK specifies: their values
+    to dst (TOPK_VALUES) and their indices to src_b (TOPK_INDICES; src_b is a second destination
+    here). SCAN_SUM writes the running sum along the axis to dst (SCAN_EXCLUSIVE: of the elements
+    before, SCAN_REVERSE: from the far end). REDUCE_PROD writes the product along the axis,
+    [outer, inner] to dst. ARGMAX writes the index of the largest (ARG_MIN: smallest) element
+    along the axis, [outer, inner] to dst; ties go to the first index (ARG_LAST: the last).
+    Semantics: simulator/programmable/selection.py; cycles: costs/vector.py.
     """
 
     COPY = 0
@@ -117,6 +143,24 @@ class VectorOp(enum.IntEnum):
     CMP_LT = 26
     CMP_LE = 27
     SELECT = 28
+    IDIV = 29
+    IMOD = 30
+    TOPK = 32
+    SCAN_SUM = 33
+    REDUCE_PROD = 34
+    ARGMAX = 35
+
+
+SELECTION_OPS = frozenset({VectorOp.TOPK, VectorOp.SCAN_SUM, VectorOp.REDUCE_PROD, VectorOp.ARGMAX})
+# Flags of the selection ops, in the `shift` field.
+TOPK_LARGEST = 1        # the k largest (else the k smallest)
+TOPK_VALUES = 2         # write the values to dst
+TOPK_INDICES = 4        # write the indices to src_b
+SCAN_EXCLUSIVE = 1      # element i holds the sum of the elements before it
+SCAN_REVERSE = 2        # sum from the end of the axis
+ARG_LAST = 1            # ties go to the last index (ONNX select_last_index)
+ARG_MIN = 2             # the smallest element (ArgMin)
+INDEX_INT64 = 8         # indices are int64 (else int32)
 
 
 def f32_bits(value: float) -> int:
@@ -339,13 +383,17 @@ class DmaGather(Instruction):
     hbm_row_stride` to SRAM `sram_addr + r * row_bytes`, where index[] holds `rows` signed
     integers (int64 when `index_int64`, else int32) at SRAM `index_addr`. Embedding rows by
     token id, cos/sin rows by position id, KV blocks by block id. Addresses do not move in loops.
+
+    With `table_rows` > 0 the table has that many rows: an index i in [-table_rows, 0) reads row
+    i + table_rows (ONNX Gather's negative indices) and one outside [-table_rows, table_rows) is
+    an error. 0 (the encoding's old trailing zeros) reads index[r] as it is. 24 + 233 bits.
     """
 
     OPCODE: ClassVar[Opcode] = Opcode.DMA_GATHER
     ENGINE: ClassVar[Engine] = Engine.LOAD
     FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (
         ("hbm_addr", 40), ("sram_addr", 32), ("index_addr", 32), ("rows", 24), ("row_bytes", 24),
-        ("hbm_row_stride", 32), ("index_int64", 1),
+        ("hbm_row_stride", 32), ("index_int64", 1), ("table_rows", 24),
     )
     hbm_addr: int = 0
     sram_addr: int = 0
@@ -354,6 +402,7 @@ class DmaGather(Instruction):
     row_bytes: int = 0
     hbm_row_stride: int = 0
     index_int64: bool = False
+    table_rows: int = 0
 
     @property
     def nbytes(self) -> int:
@@ -362,6 +411,46 @@ class DmaGather(Instruction):
     @property
     def index_bytes(self) -> int:
         return self.rows * (8 if self.index_int64 else 4)
+
+
+@dataclass(frozen=True)
+class VectorGather(Instruction):
+    """An indexed load from SRAM on the vector unit (VECTOR_GATHER): Gather along any axis of a
+    table in SRAM by an index vector computed at run time (tiny-sparse's block mask by block id).
+
+    The table at `src` is a dense [outer, axis_len, row_len] array of `precision` elements (the
+    gathered axis in the middle; INT8 moves bytes such as bools). For o < outer and j < count,
+    dst row (o * count + j) = table row (o, index[j]): dst[(o * count + j) * row_len + e] =
+    src[(o * axis_len + index[j]) * row_len + e] for e < row_len. index[] holds `count` signed
+    integers (int64 when `index_int64`, else int32) at SRAM `index_addr`; an index i in
+    [-axis_len, 0) reads row i + axis_len, one outside [-axis_len, axis_len) is an error.
+    Addresses do not move in loops. 24 + 3 + 3 * 32 + 4 * 24 + 1 = 220 of the 256 bits.
+    """
+
+    OPCODE: ClassVar[Opcode] = Opcode.VECTOR_GATHER
+    ENGINE: ClassVar[Engine] = Engine.VECTOR
+    FIELDS: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("precision", 3), ("src", 32), ("index_addr", 32), ("dst", 32), ("outer", 24), ("count", 24),
+        ("row_len", 24), ("axis_len", 24), ("index_int64", 1),
+    )
+    precision: Precision = Precision.FP32
+    src: int = 0
+    index_addr: int = 0
+    dst: int = 0
+    outer: int = 1
+    count: int = 1
+    row_len: int = 1
+    axis_len: int = 1
+    index_int64: bool = False
+
+    @property
+    def length(self) -> int:
+        """Elements written."""
+        return self.outer * self.count * self.row_len
+
+    @property
+    def index_bytes(self) -> int:
+        return self.count * (8 if self.index_int64 else 4)
 
 
 @dataclass(frozen=True)
@@ -398,7 +487,8 @@ class Halt(Instruction):
 
 INSTRUCTION_CLASSES: dict[Opcode, type[Instruction]] = {
     cls.OPCODE: cls
-    for cls in (Halt, DmaLoad, DmaStore, Gemm, Vector, Collective, Loop, Vector2D, DmaGather, GemmStrided)
+    for cls in (Halt, DmaLoad, DmaStore, Gemm, Vector, Collective, Loop, Vector2D, DmaGather, GemmStrided,
+                VectorGather)
 }
 _HEADER = (("opcode", 4), ("engine", 4), ("wait0", 4), ("wait1", 4), ("signal0", 4), ("signal1", 4))
 
@@ -453,6 +543,7 @@ _FIELD_ENUMS = {
     ("GemmStrided", "transpose_b"): bool,
     ("Vector2D", "b_fixed"): bool,
     ("DmaGather", "index_int64"): bool,
+    ("VectorGather", "index_int64"): bool,
 }
 
 

@@ -1,33 +1,56 @@
 """Layout and data-movement ops: views that move nothing, copies that do, lookups, collectives.
 
-A reshape-like op, a transpose that keeps the order of non-unit axes, a contiguous slice and
-an Expand (read as a broadcast) are views of their input's bytes: no instruction. A transpose
-of a weight is folded into its packed layout. Anything that does move data is a copy of the
-moved elements, never free: strided VECTOR_2D COPYs for transposes, slices and concatenation
-in SRAM, DMA for a cache append, DMA_GATHER for embedding rows by token id.
+A reshape-like op, a transpose that keeps the order of non-unit axes, a slice that is one run
+of its source's bytes and an Expand (read as a broadcast) are views of their input's bytes: no
+instruction. A transpose of a weight is folded into its packed layout. Anything that does move
+data is a strided move of the moved elements, never free (strided.py: VECTOR_2D COPY grids in
+SRAM, DMA rows to and from HBM): Transpose, Slice (any axes and steps), Split, Concat, constant
+Pad (negative widths crop; borders FILLed), Tile. A broadcast source is read with stride 0 on its
+repeated axes. Bounds, pads and repeats may be constants or values folded once shapes are bound.
+A cache append writes only the new positions (memory images lay the past out at the present's
+row pitch). What the instructions cannot express is timed as a copy and recorded as not
+value-exact. DMA_GATHER / VECTOR_GATHER for gathers by index (selection.py).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
+import ml_dtypes
 import numpy as np
 
-from compiler.ir.dtypes import DType
 from compiler.ir.graph import Node
 from compiler.ir.ops import Op
+from compiler.ops.dims import slice_bounds
+from compiler.ops.registry import opdef
 from compiler.targets.programmable.context import Lowerer, Value
-from compiler.targets.programmable.isa import Collective, CollectiveKind, DmaGather, DmaLoad, DmaStore, VectorOp
-from compiler.targets.programmable.rotary import emit_2d
+from compiler.targets.programmable.emitter import Buf
+from compiler.targets.programmable.isa import Collective, CollectiveKind, DmaLoad, DmaStore, Precision, VectorOp
 from compiler.targets.programmable.sharding import weight_source
-from compiler.targets.programmable.vector import GRID_LIMIT, run_steps
+from compiler.targets.programmable.strided import (
+    Plan,
+    Unmovable,
+    View,
+    broadcast_strides,
+    buffer_view,
+    dense,
+    dense_strides,
+    move,
+    plan_fill,
+    plan_move,
+    reshaped_strides,
+    simplified,
+)
+from compiler.targets.programmable.vector import run_steps
 
 VIEW_OPS = {Op.RESHAPE, Op.FLATTEN, Op.SQUEEZE, Op.UNSQUEEZE, Op.IDENTITY, Op.DROPOUT}
 MOVE_OPS = {Op.TRANSPOSE, Op.EXPAND, Op.SLICE, Op.SPLIT, Op.CONCAT, Op.GATHER, Op.PAD, Op.TILE,
             Op.GATHER_ELEMENTS, Op.GATHER_ND, Op.SCATTER_ND, Op.SCATTER_ELEMENTS, Op.TRILU}
 _COPY = [(VectorOp.COPY, "elem", "in0", "in0", "out")]
 _CHUNK_BYTES = 1 << 23  # one DMA row is at most 24 bits of bytes
-TRANSPOSE_INSTRUCTION_LIMIT = 64  # strided copies one transpose may emit before it is timed as a copy
+_STORAGE = {Precision.FP32: np.dtype("float32"), Precision.FP16: np.dtype("float16"),
+            Precision.BF16: np.dtype(ml_dtypes.bfloat16)}
 
 
 def lower_layout(lw: Lowerer, node: Node) -> None:
@@ -41,7 +64,8 @@ def lower_layout(lw: Lowerer, node: Node) -> None:
         if weight_source(lw.graph, node.inputs[0]) is not None or _keeps_order(source.shape, perm):
             lw.alias(out, source)
         else:
-            _transpose(lw, source, out, perm)
+            result = lw.new_value(out)
+            _move_into(lw, source, lambda view: view.permuted(perm), result, "a transpose")
     elif op == Op.EXPAND:
         lw.alias(out, source, broadcast=math.prod(lw.local_shape(out)) > source.numel)
     elif op in (Op.SLICE, Op.SPLIT):
@@ -50,7 +74,11 @@ def lower_layout(lw: Lowerer, node: Node) -> None:
         _concat(lw, node)
     elif op == Op.GATHER:
         _gather(lw, node, source)
-    else:  # Pad, Tile, scatters, element gathers, Trilu: a copy of every output element
+    elif op == Op.PAD:
+        _pad(lw, node, source)
+    elif op == Op.TILE:
+        _tile(lw, node, source)
+    else:  # scatters, element gathers, Trilu: a copy of every output element
         if op in (Op.GATHER_ELEMENTS, Op.GATHER_ND, Op.SCATTER_ND, Op.SCATTER_ELEMENTS):
             lw.gap("indexed load/store")
         else:
@@ -59,73 +87,10 @@ def lower_layout(lw: Lowerer, node: Node) -> None:
 
 
 def copy(lw: Lowerer, source: Value, out_name: str) -> Value:
-    """out = a copy of the elements `out_name` holds, read from `source` (transposes, pads, ...)."""
+    """out = a copy of the elements `out_name` holds, read from `source` (timing stand-in)."""
     out = lw.new_value(out_name)
-    shape = out.shape or (1,)
-    run_steps(lw, _COPY, [source], out, max(1, out.numel // shape[-1]), shape[-1])
+    copy_into(lw, source, out)
     return out
-
-
-def _transpose(lw: Lowerer, source: Value, out_name: str, perm: list[int]) -> None:
-    """A transpose that moves data: strided VECTOR_2D COPYs, each over the output's largest axis
-    (rows, at that axis's source and output strides) by its last axis (columns, when contiguous
-    in the source; else one element per row), one per index of the remaining axes."""
-    out = lw.new_value(out_name)
-    shape = out.shape
-    src = [_strides(source.shape)[axis] for axis in perm]
-    dst = _strides(shape)
-    if source.space != "sram" or out.space != "sram" or len(shape) < 2:
-        lw.inexact(f"{lw.where()}: a transpose outside SRAM is timed as a copy")
-        copy_into(lw, source, out)
-        return
-    last = len(shape) - 1
-    cols = shape[last] if src[last] == 1 else 1
-    candidates = [a for a in range(len(shape)) if (a != last or cols == 1)
-                  and max(src[a], dst[a], shape[a]) <= GRID_LIMIT]
-    if not candidates or cols > GRID_LIMIT:
-        lw.inexact(f"{lw.where()}: a transpose with strides beyond VECTOR_2D's fields is timed as a copy")
-        copy_into(lw, source, out)
-        return
-    rows_axis = max(candidates, key=lambda a: shape[a])
-    outer = [a for a in range(len(shape)) if a != rows_axis and (a != last or cols == 1)]
-    e = source.bits // 8
-    inner = shape[outer[-1]] if outer else 1
-    a_step, d_step = (src[outer[-1]], dst[outer[-1]]) if outer else (0, 0)
-    count = math.prod(shape[a] for a in outer[:-1]) * (1 if a_step == d_step else inner) if outer else 1
-    if count > TRANSPOSE_INSTRUCTION_LIMIT:  # keep programs compact: timed as one copy instead
-        lw.inexact(f"{lw.where()}: a transpose needing {count} strided copies is timed as one copy")
-        copy_into(lw, source, out)
-        return
-    for index in range(math.prod(shape[a] for a in outer[:-1]) if outer else 1):
-        coords = _coords(index, tuple(shape[a] for a in outer[:-1]))
-        a0 = sum(c * src[a] for c, a in zip(coords, outer))
-        d0 = sum(c * dst[a] for c, a in zip(coords, outer))
-
-        def one(i: int, a0=a0, d0=d0) -> None:
-            emit_2d(lw, VectorOp.COPY, (source.buf, source.addr + (a0 + i * a_step) * e, src[rows_axis]),
-                    (source.buf, source.addr, 0), (out.buf, out.addr + (d0 + i * d_step) * e, dst[rows_axis]),
-                    shape[rows_axis], cols, out.precision, b_fixed=True)
-
-        if a_step == d_step:  # one LOOP stride moves both operands
-            lw.loop(inner, one)
-        else:
-            for i in range(inner):
-                one(i)
-
-
-def _strides(shape: tuple[int, ...]) -> list[int]:
-    strides, running = [0] * len(shape), 1
-    for axis in reversed(range(len(shape))):
-        strides[axis] = running
-        running *= shape[axis]
-    return strides
-
-
-def _coords(index: int, shape: tuple[int, ...]) -> list[int]:
-    coords = [0] * len(shape)
-    for axis in reversed(range(len(shape))):
-        index, coords[axis] = divmod(index, shape[axis])
-    return coords
 
 
 def copy_into(lw: Lowerer, source: Value, out: Value) -> None:
@@ -139,149 +104,368 @@ def _keeps_order(shape: tuple[int, ...], perm: list[int]) -> bool:
     return moved == sorted(moved)
 
 
+def _where(lw: Lowerer) -> str:
+    return lw.node.name if lw.node is not None else "lowering"
+
+
+def _timed_as_copy(lw: Lowerer, what: str, reason: Unmovable) -> None:
+    lw.inexact(f"{_where(lw)}: {what} is timed as a copy ({reason})")
+
+
+def _release(lw: Lowerer, *bufs: Buf | None) -> None:
+    for buf in bufs:
+        if buf is not None:
+            (lw.sram if buf.space == "sram" else lw.hbm).release(buf)
+
+
+def _move_into(lw: Lowerer, source: Value, select, out: Value, what: str) -> None:
+    """out = the elements `select` picks from `source`'s view, by a strided move (strided.py);
+    a move the ISA cannot express is timed as a copy and recorded as not value-exact."""
+    temps: list[Buf] = []
+    try:
+        view, temps = source_view(lw, source)
+        move(lw, select(view), dense(out), out.precision)
+    except Unmovable as reason:
+        _timed_as_copy(lw, what, reason)
+        copy_into(lw, source, out)
+    finally:
+        _release(lw, *temps)
+
+
+# ---- views of values ------------------------------------------------------------------------
+def source_view(lw: Lowerer, value: Value) -> tuple[View, list[Buf]]:
+    """`value`'s elements as a strided view, and temporaries to release after use. A broadcast (an
+    Expand read through reshapes) reads its source with stride 0 on the repeated axes; where a
+    reshape merges a repeated axis with another, the broadcast before it is first made dense."""
+    if not value.broadcast:
+        return dense(value), []
+    temps: list[Buf] = []
+    try:
+        buf, addr, strides = _resolved(lw, value.name, value, temps)
+    except Unmovable:
+        _release(lw, *temps)
+        raise
+    return View(buf, addr, value.shape or (1,), strides or (0,), value.bits // 8), temps
+
+
+def _resolved(lw: Lowerer, name: str, root: Value, temps: list[Buf]) -> tuple[Buf, int, tuple[int, ...]]:
+    """(buffer, address, element strides) that read `name`, a view of `root`'s bytes: dense, unless
+    it is an Expand (stride 0 on repeated axes) seen through reshapes and order-keeping transposes."""
+    shape = lw.local_shape(name)
+    known = lw.values.get(name)
+    node = lw.graph.producer(name)
+    if (known is not None and not known.broadcast) or node is None or not (
+            node.op == Op.EXPAND or node.op in VIEW_OPS or node.op == Op.TRANSPOSE):
+        return root.buf, root.addr, dense_strides(shape)
+    inner_shape = lw.local_shape(node.inputs[0])
+    perm = list(node.attr("perm") or reversed(range(len(inner_shape)))) if node.op == Op.TRANSPOSE else []
+    if perm and not _keeps_order(inner_shape, perm):  # a transpose that moved data wrote a dense output
+        return root.buf, root.addr, dense_strides(shape)
+    if not _same_elements(inner_shape, shape, broadcast=node.op == Op.EXPAND):
+        raise Unmovable(f"reading {name!r}, a view whose local shape differs from its source's (tensor parallel)")
+    buf, addr, inner = _resolved(lw, node.inputs[0], root, temps)
+    if node.op == Op.EXPAND:
+        return buf, addr, broadcast_strides(inner_shape, inner, shape)
+    if perm:
+        return buf, addr, tuple(inner[axis] for axis in perm)
+    strides = reshaped_strides(inner_shape, inner, shape)
+    if strides is None:  # the reshape merges a repeated axis with another: make its input dense first
+        e = root.bits // 8
+        temp = lw.alloc(math.prod(inner_shape) * e, f"{node.inputs[0]}:expanded")
+        temps.append(temp)
+        move(lw, View(buf, addr, inner_shape, inner, e), buffer_view(temp, inner_shape, e), root.precision)
+        buf, addr, strides = temp, temp.addr, dense_strides(shape)
+    return buf, addr, strides
+
+
+def _same_elements(shape: tuple[int, ...], out_shape: tuple[int, ...], broadcast: bool) -> bool:
+    """Whether `out_shape` views the same elements (or, for an Expand, repeats them)."""
+    if not broadcast:
+        return math.prod(shape) == math.prod(out_shape)
+    offset = len(out_shape) - len(shape)
+    return offset >= 0 and all(n in (1, out_shape[a + offset]) for a, n in enumerate(shape))
+
+
+def compile_time_value(lw: Lowerer, name: str) -> np.ndarray | None:
+    """The value of a constant, or of a value folded once shapes are bound (masks from Range,
+    shape arithmetic), by the IR's own op semantics; None when it is known only at run time."""
+    const = lw.graph.constants.get(name)
+    if const is not None:
+        return np.asarray(const.value())
+    if name not in lw.program.meta.get("static_values", ()):
+        return None
+    node = lw.graph.producer(name)
+    if node.op in (Op.SHAPE, Op.SIZE):  # reads only the shape of its input
+        dtype = lw.graph.type_of(node.inputs[0]).dtype.numpy
+        args = [np.broadcast_to(np.zeros((), dtype=dtype), lw.shapes[node.inputs[0]])]
+    else:
+        args = [compile_time_value(lw, v) if v else None for v in node.inputs]
+        if any(arg is None for arg, v in zip(args, node.inputs) if v):
+            return None
+    return np.asarray(opdef(node.op, node).run(node, args)[node.outputs.index(name)])
+
+
+def _ints(lw: Lowerer, name: str | None) -> list[int] | None:
+    value = compile_time_value(lw, name) if name else None
+    return None if value is None else [int(x) for x in value.reshape(-1)]
+
+
+def _fill_dtype(lw: Lowerer, value: Value) -> np.dtype:
+    """The element type `value`'s bytes hold (its graph type, or its float storage precision)."""
+    dtype = lw.graph.type_of(value.name).dtype
+    if dtype.bits == value.bits:
+        return np.dtype(dtype.numpy)
+    if value.precision in _STORAGE:
+        return _STORAGE[value.precision]
+    raise Unmovable(f"filling {value.bits}-bit {value.precision.label} elements")
+
+
+# ---- slices, concatenation, pads, tiles -------------------------------------------------------
 def _slice(lw: Lowerer, node: Node, source: Value) -> None:
-    starts = _slice_starts(lw, node, source)
+    """Slice (any axes, steps of either sign) and Split: the picked elements as a view of the
+    source; one contiguous run of its bytes is an alias, anything else a strided move."""
+    picks = _slice_picks(lw, node, source)
     for index, out in enumerate(node.outputs):
         if not out:
             continue
-        shape = lw.local_shape(out)
-        axis, start = starts[index] if starts is not None else (None, 0)
-        contiguous = axis is None or math.prod(source.shape[:axis]) == 1
-        if starts is not None and contiguous:
-            inner = math.prod(source.shape[axis + 1:]) if axis is not None else 0
-            lw.alias(out, source, addr=source.addr + math.ceil(start * inner * source.bits / 8), shape=shape)
-        elif starts is not None and source.space == "sram":
-            # rows of the axes before the sliced one; each keeps a contiguous run of elements
-            inner = math.prod(source.shape[axis + 1:])
-            rows, cols = math.prod(source.shape[:axis]), shape[axis] * inner
-            result = lw.new_value(out)
-            if result.space != "sram" or max(rows, cols, source.shape[axis] * inner) > GRID_LIMIT:
-                lw.inexact(f"{node.name}: a strided slice outside SRAM is timed as a copy")
-                copy_into(lw, source, result)
-                continue
-            e = source.bits // 8
-            emit_2d(lw, VectorOp.COPY, (source.buf, source.addr + start * inner * e, source.shape[axis] * inner),
-                    (source.buf, source.addr, 0), (result.buf, result.addr, cols), rows, cols, result.precision)
-        else:
-            lw.inexact(f"{node.name}: a slice of more than one axis (or with steps) is timed as a copy")
+        if picks is None:
+            lw.inexact(f"{node.name}: a slice with bounds known only at run time (or along the axis split "
+                       "across chips) is timed as a copy")
             copy(lw, source, out)
+            continue
+        shape = lw.local_shape(out)
+
+        def select(view: View, pick=picks[index], shape=shape) -> View:
+            for axis, (start, step) in enumerate(pick):
+                view = view.part(axis, start, shape[axis], step)
+            return view
+
+        if not source.broadcast and source.bits % 8 == 0:
+            picked = simplified(select(dense(source)))[0]
+            if picked.strides == (1,) or picked.numel == 1:  # one run of the source's bytes
+                lw.alias(out, source, addr=picked.addr, shape=shape)
+                continue
+        _move_into(lw, source, select, lw.new_value(out), "a slice")
 
 
-def _slice_starts(lw: Lowerer, node: Node, source: Value) -> list[tuple[int | None, int]] | None:
-    """(sliced axis, first index) per output, or None when it is not a unit-step slice of one axis."""
-    shape = source.shape
-    outs = [lw.local_shape(o) for o in node.outputs if o]
-    axes = [a for a in range(len(shape)) if any(o[a] != shape[a] for o in outs)]
-    if not axes:
-        return [(None, 0)] * len(node.outputs)
-    if len(axes) != 1:
-        return None
-    axis = axes[0]
+def _slice_picks(lw: Lowerer, node: Node, source: Value) -> list[list[tuple[int, int]]] | None:
+    """(first index, step) per axis of the source, for each output; None when the bounds are not
+    known at compile time or a bound axis is split across chips."""
+    rank = len(source.shape)
     if node.op == Op.SPLIT:
-        firsts, offset = [], 0
+        axis = node.attr("axis", 0) % rank
+        picks, offset = [], 0
         for out in node.outputs:
-            firsts.append((axis, offset))
+            pick = [(0, 1)] * rank
+            pick[axis] = (offset, 1)
+            picks.append(pick)
             offset += lw.local_shape(out)[axis] if out else 0
-        return firsts
-    values = [lw.graph.constants.get(v) for v in node.inputs[1:]]
-    if any(v is None for v in values[:2]) or (len(values) > 3 and values[3] is not None
-                                               and np.any(np.asarray(values[3].value()) != 1)):
-        return None
-    start = int(np.asarray(values[0].value()).reshape(-1)[0])
-    if lw.shard.split_axis(node.inputs[0]) == axis:
-        return None
-    full = lw.shapes[node.inputs[0]][axis]
-    start = min(max(start + full if start < 0 else start, 0), full)
-    return [(axis, start)]
+        return picks
+    out_shape = lw.local_shape(node.outputs[0])
+    if node.attr("starts") is not None:  # opset < 10: bounds are attributes
+        starts, ends = list(node.attr("starts")), list(node.attr("ends"))
+        axes, steps = list(node.attr("axes", range(len(starts)))), [1] * len(starts)
+    else:
+        starts, ends = _ints(lw, node.input(1)), _ints(lw, node.input(2))
+        axes = _ints(lw, node.input(3)) if node.input(3) else list(range(len(starts or ())))
+        steps = _ints(lw, node.input(4)) if node.input(4) else [1] * len(starts or ())
+        if starts is None or ends is None or axes is None or steps is None:
+            if out_shape == source.shape and not node.input(4):  # every index kept: the identity
+                return [[(0, 1)] * rank]
+            return None
+    full = lw.shapes[node.inputs[0]]
+    pick = [(0, 1)] * rank
+    for start, end, axis, step in zip(starts, ends, axes, steps):
+        axis %= rank
+        first, last = slice_bounds(full[axis], start, end, step)
+        if len(range(first, last, step)) != out_shape[axis] or (
+                lw.shard.split_axis(node.inputs[0]) == axis and full[axis] != source.shape[axis]):
+            return None
+        pick[axis] = (first, step)
+    return [pick]
+
+
+def _composed(lw: Lowerer, plan: Plan, result: Value) -> tuple[View, Buf | None]:
+    """Where to build an output element by element: itself in SRAM; an SRAM tile stored whole
+    afterwards when it lives in HBM and fits; else itself in HBM."""
+    if result.space == "sram" or result.nbytes > lw.staging_budget():
+        return dense(result), None
+    tile = plan.stage(lw, result.nbytes, f"{result.name}:composed")
+    return buffer_view(tile, result.shape, result.bits // 8), tile
+
+
+def _store_composed(lw: Lowerer, plan: Plan, result: Value, tile: Buf | None) -> None:
+    if tile is not None:
+        plan.steps.append(lambda: store(lw, Value(result.name, tile, tile.addr, result.shape, result.bits,
+                                                  result.precision), result.addr, result.buf))
 
 
 def _concat(lw: Lowerer, node: Node) -> None:
-    """A cache append (the first input is a graph input) stores only the new part in place."""
+    """Every part moved into its place in the output (strided.py). A cache append (the past is a
+    graph input whose region has room for the present) writes only the new part, in place; memory
+    images lay such a past out at the present's row pitch (meta `appended_caches`)."""
     first = node.inputs[0]
     out = node.outputs[0]
     axis = node.attr("axis") % len(lw.shapes[out])
     cache = lw.values.get(first) if first in lw.graph.inputs else None
     if cache is not None and cache.space == "hbm" and len(node.inputs) == 2 and first in lw.capacity:
-        new = lw.value(node.inputs[1])
-        present = lw.alias(out, cache, shape=lw.local_shape(out))
-        outer = math.prod(present.shape[:axis])
-        inner_bytes = math.ceil(math.prod(present.shape[axis + 1:]) * cache.bits / 8)
-        past = cache.shape[axis]
-        if outer > 1:
-            lw.inexact(f"{node.name}: a row-major cache append reads the past at the present's row pitch "
-                       "(memory images lay the past out densely)")
-        if new.space == "sram":
-            lw.emit(DmaStore(hbm_addr=cache.addr + past * inner_bytes, sram_addr=new.addr, rows=outer,
-                             row_bytes=new.shape[axis] * inner_bytes, hbm_row_stride=present.shape[axis] * inner_bytes),
-                    reads=[new.buf], writes=[lw.fresh_part(cache.buf)])
-        else:
-            run_steps(lw, _COPY, [new], Value(out, cache.buf, cache.addr, new.shape, cache.bits, cache.precision),
-                      outer, math.prod(new.shape[axis:]))
+        _append(lw, node, cache, axis)
         return
     result = lw.new_value(out)
-    outer = math.prod(result.shape[:axis])
-    inner_out = math.prod(result.shape[axis:])
-    offset = 0  # elements along the concatenated axes, times the inner size
-    e = result.bits / 8
-    for value in node.inputs:
-        part = lw.value(value)
-        width = math.prod(part.shape[axis:])
-        if outer == 1 or (part.space == "sram" and result.space == "sram"
-                          and max(outer, width, inner_out) <= GRID_LIMIT):
-            if outer == 1:
-                target = Value(out, result.buf, result.addr + math.ceil(offset * e), part.shape, result.bits,
-                               result.precision)
-                copy_into(lw, part, target)
-            else:  # each outer row of the part lands at its offset in the output's row
-                emit_2d(lw, VectorOp.COPY, (part.buf, part.addr, width), (part.buf, part.addr, 0),
-                        (result.buf, result.addr + math.ceil(offset * e), inner_out), outer, width, result.precision)
-        else:
-            lw.inexact(f"{node.name}: a concatenation outside SRAM is timed as a copy")
-            row = result.shape[-1] if result.shape else 1
+    parts = [lw.value(name) for name in node.inputs]
+    plan, temps = Plan(), []
+    try:
+        target, tile = _composed(lw, plan, result)
+        offset = 0
+        for part in parts:
+            view, temp = source_view(lw, part)
+            temps += temp
+            width = part.shape[axis] if part.shape else 1
+            plan_move(lw, plan, view, target.part(axis, offset, width), result.precision)
+            offset += width
+        _store_composed(lw, plan, result, tile)
+        plan.run(lw)
+    except Unmovable as reason:
+        plan.cancel(lw)
+        _timed_as_copy(lw, "a concatenation", reason)
+        row = result.shape[-1] if result.shape else 1
+        for part in parts:
             target = Value(out, result.buf, result.addr, part.shape, result.bits, result.precision)
             run_steps(lw, _COPY, [part], target, max(1, part.numel // max(row, 1)), row)
-        offset += width
+    finally:
+        _release(lw, *temps)
+
+
+def _append(lw: Lowerer, node: Node, cache: Value, axis: int) -> None:
+    """present = past ++ new in the past's region: only the new positions move."""
+    first, out = node.inputs[0], node.outputs[0]
+    new = lw.value(node.inputs[1])
+    present = lw.alias(out, cache, shape=lw.local_shape(out))
+    outer = math.prod(present.shape[:axis])
+    past = cache.shape[axis]
+    if outer > 1:  # the past sits at the present's row pitch, with room for the new rows
+        readers = [c.name for c in lw.graph.consumers(first) if c.op not in (Op.SHAPE, Op.SIZE)]
+        if readers == [node.name]:
+            lw.program.meta.setdefault("appended_caches", {})[first] = {"axis": axis, "shape": list(present.shape)}
+        else:
+            lw.inexact(f"{node.name}: a row-major cache append reads the past at the present's row pitch "
+                       "while other nodes read it densely")
+    fresh = lw.fresh_part(cache.buf)  # reading the past never waits on the appended positions
+    if new.bits == cache.bits:
+        try:
+            view, temps = source_view(lw, new)
+            target = replace(dense(present).part(axis, past, new.shape[axis]), buf=fresh)
+            try:
+                move(lw, view, target, cache.precision)
+            finally:
+                _release(lw, *temps)
+            return
+        except Unmovable as reason:
+            _timed_as_copy(lw, "a cache append", reason)
+    inner_bytes = math.ceil(math.prod(present.shape[axis + 1:]) * cache.bits / 8)  # a conversion: timed
+    if new.space == "sram":
+        lw.emit(DmaStore(hbm_addr=cache.addr + past * inner_bytes, sram_addr=new.addr, rows=outer,
+                         row_bytes=new.shape[axis] * inner_bytes, hbm_row_stride=present.shape[axis] * inner_bytes),
+                reads=[new.buf], writes=[fresh])
+    else:
+        run_steps(lw, _COPY, [new], Value(out, cache.buf, cache.addr, new.shape, cache.bits, cache.precision),
+                  outer, math.prod(new.shape[axis:]))
+
+
+def _pad_widths(lw: Lowerer, node: Node, rank: int) -> list[tuple[int, int]] | None:
+    """(before, after) per axis (a negative width crops), or None when not known at compile time."""
+    pads = node.attr("pads")
+    pads = list(pads) if pads is not None else _ints(lw, node.input(1))
+    axes = _ints(lw, node.input(3)) if node.input(3) else list(range(rank))
+    if pads is None or axes is None or len(pads) != 2 * len(axes):
+        return None
+    widths = [(0, 0)] * rank
+    for i, axis in enumerate(axes):
+        widths[axis % rank] = (int(pads[i]), int(pads[i + len(axes)]))
+    return widths
+
+
+def _pad(lw: Lowerer, node: Node, source: Value) -> None:
+    """Constant Pad: the kept source elements moved into place (negative widths crop), the
+    borders filled with the pad value, one slab per padded side (strided.py)."""
+    out = node.outputs[0]
+    mode = node.attr("mode", "constant")
+    widths = _pad_widths(lw, node, len(source.shape))
+    fill = compile_time_value(lw, node.input(2)) if node.input(2) else np.asarray(node.attr("value", 0))
+    split = lw.shard.split_axis(node.inputs[0]) if source.shape != lw.shapes[node.inputs[0]] else None
+    if mode != "constant" or widths is None or fill is None or (split is not None and widths[split] != (0, 0)):
+        lw.inexact(f"{node.name}: Pad ({mode} mode, pads known only at run time or along the axis split across "
+                   "chips) is timed as a copy of its output elements")
+        copy(lw, source, out)
+        return
+    fill_value = fill.reshape(-1)[0] if fill.size else 0
+    result = lw.new_value(out)
+    shape = result.shape
+    kept = [(max(0, -b), max(0, b), n + min(0, b) + min(0, a)) for n, (b, a) in zip(source.shape, widths)]
+    plan, temps = Plan(), []
+    try:
+        target, tile = _composed(lw, plan, result)
+        dtype = _fill_dtype(lw, result)
+        if any(count <= 0 for _, _, count in kept):
+            plan_fill(lw, plan, target, fill_value, dtype)
+        else:
+            view, temps = source_view(lw, source)
+            inner = target
+            for axis, (first, offset, count) in enumerate(kept):
+                view, inner = view.part(axis, first, count), inner.part(axis, offset, count)
+            plan_move(lw, plan, view, inner, result.precision)
+            outer = target  # the slabs of axis k span the kept range of the axes before it
+            for axis, (_, offset, count) in enumerate(kept):
+                for start, size in ((0, offset), (offset + count, shape[axis] - offset - count)):
+                    if size > 0:
+                        plan_fill(lw, plan, outer.part(axis, start, size), fill_value, dtype)
+                outer = outer.part(axis, offset, count)
+        _store_composed(lw, plan, result, tile)
+        plan.run(lw)
+    except Unmovable as reason:
+        plan.cancel(lw)
+        _timed_as_copy(lw, "a pad", reason)
+        copy_into(lw, source, result)
+    finally:
+        _release(lw, *temps)
+
+
+def _tile(lw: Lowerer, node: Node, source: Value) -> None:
+    """Tile: output axis k read as (repeat, index) with the source at stride 0 along the repeats."""
+    out = node.outputs[0]
+    repeats = _ints(lw, node.input(1))
+    shape = lw.local_shape(out)
+    if repeats is None or tuple(n * r for n, r in zip(source.shape, repeats)) != tuple(shape):
+        lw.inexact(f"{node.name}: Tile with repeats known only at run time (or along the axis split across chips) "
+                   "is timed as a copy of its output elements")
+        copy(lw, source, out)
+        return
+    result = lw.new_value(out)
+
+    def select(view: View) -> View:
+        strides = dense_strides(tuple(shape))
+        split_shape = tuple(x for n, r in zip(view.shape, repeats) for x in (r, n))
+        src = tuple(x for s in view.strides for x in (0, s))
+        dst = tuple(x for n, t in zip(view.shape, strides) for x in (n * t, t))
+        return replace(view, shape=split_shape, strides=src), replace(dense(result), shape=split_shape, strides=dst)
+
+    temps: list[Buf] = []
+    try:
+        view, temps = source_view(lw, source)
+        move(lw, *select(view), result.precision)
+    except Unmovable as reason:
+        _timed_as_copy(lw, "a tile", reason)
+        copy_into(lw, source, result)
+    finally:
+        _release(lw, *temps)
 
 
 def _gather(lw: Lowerer, node: Node, table: Value) -> None:
-    """Embedding rows (a parameter table in HBM) by token id: one DMA_GATHER per chunk of rows,
-    the ids first loaded into SRAM; other gathers are timed as vector copies (an ISA gap)."""
-    out_name = node.outputs[0]
-    const = lw.graph.constants.get(node.inputs[0])
-    index_dtype = lw.graph.type_of(node.inputs[1]).dtype
-    if (const is None or not const.is_parameter or node.attr("axis", 0) != 0 or table.space != "hbm"
-            or index_dtype not in (DType.INT64, DType.INT32)):
-        lw.gap("indexed load")
-        copy(lw, table, out_name)
-        return
-    ids = lw.value(node.inputs[1])
-    rows = math.prod(lw.local_shape(node.inputs[1]))
-    row_bytes = math.ceil(math.prod(table.shape[1:]) * table.bits / 8)
-    wide = index_dtype == DType.INT64
-    index_bytes = rows * (8 if wide else 4)
-    staged_ids = None
-    if ids.space != "sram":
-        staged_ids = lw.staging(index_bytes, "gather:ids")
-        lw.emit(DmaLoad(hbm_addr=ids.addr, sram_addr=staged_ids.addr, rows=1, row_bytes=index_bytes,
-                        hbm_row_stride=index_bytes), reads=[ids.buf], writes=[staged_ids])
-    id_buf, id_addr = (staged_ids, staged_ids.addr) if staged_ids else (ids.buf, ids.addr)
-    out = lw.new_value(out_name)
-    if out.space == "sram":
-        lw.emit(DmaGather(hbm_addr=table.addr, sram_addr=out.addr, index_addr=id_addr, rows=rows, row_bytes=row_bytes,
-                          hbm_row_stride=row_bytes, index_int64=wide), reads=[table.buf, id_buf], writes=[out.buf])
-    else:  # rows for an HBM output pass through SRAM a slot at a time (straight-line: a gather does not loop)
-        per_slot = max(1, min(rows, lw.staging_budget() // 2 // row_bytes))
-        slots = [lw.staging(per_slot * row_bytes, f"gather{i}") for i in range(2)]
-        for index, r0 in enumerate(range(0, rows, per_slot)):
-            count, slot = min(per_slot, rows - r0), slots[index % 2]
-            lw.emit(DmaGather(hbm_addr=table.addr, sram_addr=slot.addr, index_addr=id_addr + r0 * (8 if wide else 4),
-                              rows=count, row_bytes=row_bytes, hbm_row_stride=row_bytes, index_int64=wide),
-                    reads=[table.buf, id_buf], writes=[slot])
-            lw.emit(DmaStore(hbm_addr=out.addr + r0 * row_bytes, sram_addr=slot.addr, rows=count,
-                             row_bytes=row_bytes, hbm_row_stride=row_bytes), reads=[slot], writes=[out.buf])
-        lw.unstage(*slots)
-    if staged_ids is not None:
-        lw.unstage(staged_ids)
+    """Gather by an index tensor computed at run time: DMA_GATHER from an HBM table (embedding rows
+    by token id), VECTOR_GATHER from an SRAM one, along any axis (see selection.py)."""
+    from compiler.targets.programmable.selection import lower_gather
+
+    lower_gather(lw, node, table)
 
 
 def collective(lw: Lowerer, kind: CollectiveKind, value: Value, nbytes: int | None = None) -> None:

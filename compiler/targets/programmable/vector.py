@@ -1,49 +1,51 @@
-"""Vector-unit kernels: a recipe of VECTOR ops per IR op, run in place in SRAM or streamed.
+"""Vector-unit kernels: a recipe of VECTOR ops per IR op, run by vector_steps.run_steps in place in
+SRAM or streamed, with numpy broadcasting of every operand.
 
 A recipe lists (op, length, a, b, dst[, imm]): length "elem" covers every element, "row" one
 value per row (per-row scalars such as a norm's 1/rms), "reduce" reduces rows of `row_len`
 into per-row values. Operands name the op's inputs ("in0".."in2"), its output ("out"), an
-elementwise scratch ("tmp") and a per-row scratch ("row"); `imm` is the float operand of an
-*_IMM op. An elementwise step whose operands are all whole is one VECTOR; one that reads a
-per-row value, a row vector repeated over rows or a scalar is one VECTOR_2D (broadcast by
-strides, no copy).
+elementwise scratch ("tmp") and a per-row scratch ("row"); `imm` is the operand of an *_IMM op
+(float32 bits on floats, a signed 32-bit integer on integers).
+
+Element types. A value is stored in its own type: floats in their precision, int64 as 8-byte
+and int32 as 4-byte integers, bool as one byte holding 0 or 1 (what memory images hold for
+graph inputs and outputs). Arithmetic runs in the output's type (int64 lanes for position ids
+and Engram's hash; IDIV truncates toward zero and IMOD takes the divisor's sign, as ONNX Div and
+Mod on integers). Comparisons run in their inputs' type and write 1 / 0, CONVERTed to the bool
+bytes; And / Or / Xor / Not run on the bytes (int8 lanes: MUL, MAX, |a - b|, 1 - a); Where
+copies its `else` branch and SELECTs the `then` branch where the condition (CONVERTed to the
+output's type once, at its own size) is nonzero. Casts CONVERT (float to integer truncates);
+a cast to bool is x != 0 (NaN included).
 
 Ops the ISA has no instruction for are lowered as a cost-equivalent stand-in and recorded in
-`program.meta["isa_gaps"]` (the functional run refuses such programs). Operands in HBM stream
-through SRAM slots in pairs, chunked by rows.
+`program.meta["isa_gaps"]` (the functional run refuses such programs).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 
 from compiler.ir.dtypes import DType
 from compiler.ir.graph import Node
 from compiler.ir.ops import Op
-from compiler.targets.programmable.context import Lowerer, StagingFull, Value, precision_of_dtype
-from compiler.targets.programmable.emitter import Buf
-from compiler.targets.programmable.isa import (
-    INTEGER_VECTOR_OPS,
-    DmaLoad,
-    DmaStore,
-    Precision,
-    Vector,
-    Vector2D,
-    VectorOp,
-    f32_bits,
-)
+from compiler.targets.programmable.context import Lowerer, Value
+from compiler.targets.programmable.isa import Precision, VectorOp
 from compiler.targets.programmable.options import LoweringError
-from simulator.programmable.costs.vector import BINARY_OPS
+from compiler.targets.programmable.vector_steps import (  # noqa: F401 (the kernels' shared limits)
+    DMA_CHUNK_BYTES,
+    GRID_LIMIT,
+    LENGTH_LIMIT,
+    Step,
+    operand_mode,
+    run_steps,
+    same_kind,
+    storage,
+)
 
 V = VectorOp
 E, R, D = "elem", "row", "reduce"
-LENGTH_LIMIT = (1 << 24) - 1
-DMA_CHUNK_BYTES = 1 << 23  # a streamed chunk is one DMA row (row_bytes is a 24-bit field)
-GRID_LIMIT = (1 << 20) - 1  # VECTOR_2D rows, cols and strides are 20-bit fields
-Step = tuple  # (VectorOp, kind, a, b, dst) or (VectorOp, kind, a, b, dst, imm)
 
 _UNARY: dict[Op, list[Step]] = {
     Op.NEG: [(V.NEG, E, "in0", "in0", "out")],
@@ -72,11 +74,38 @@ _BINARY: dict[Op, list[Step]] = {
     Op.SUB: [(V.SUB, E, "in0", "in1", "out")],
     Op.MUL: [(V.MUL, E, "in0", "in1", "out")],
     Op.MAX: [(V.MAX, E, "in0", "in1", "out")],
-    # a * (1 / b): the reciprocal of a broadcast divisor is computed once, at its own size
+    # a * (1 / b) on floats
     Op.DIV: [(V.RECIPROCAL, E, "in1", "in1", "tmp"), (V.MUL, E, "in0", "tmp", "out")],
     Op.MIN: [(V.MIN, E, "in0", "in1", "out")],
     Op.CLIP: [(V.MAX, E, "in0", "in1", "out"), (V.MIN, E, "out", "in2", "out")],
 }
+# Integer division and remainder (ONNX: Div truncates toward zero; Mod fmod=0 takes the divisor's
+# sign, fmod=1 the dividend's: a - trunc(a / b) * b)
+_INTEGER_DIV: list[Step] = [(V.IDIV, E, "in0", "in1", "out")]
+_INTEGER_MOD: list[Step] = [(V.IMOD, E, "in0", "in1", "out")]
+_INTEGER_FMOD: list[Step] = [(V.IDIV, E, "in0", "in1", "tmp"), (V.MUL, E, "tmp", "in1", "tmp"),
+                             (V.SUB, E, "in0", "tmp", "out")]
+# Comparisons in their inputs' type, writing 1 / 0 (a > b is b < a)
+_COMPARE: dict[Op, list[Step]] = {
+    Op.EQUAL: [(V.CMP_EQ, E, "in0", "in1", "out")],
+    Op.LESS: [(V.CMP_LT, E, "in0", "in1", "out")],
+    Op.LESS_OR_EQUAL: [(V.CMP_LE, E, "in0", "in1", "out")],
+    Op.GREATER: [(V.CMP_LT, E, "in1", "in0", "out")],
+    Op.GREATER_OR_EQUAL: [(V.CMP_LE, E, "in1", "in0", "out")],
+}
+_ONE_MINUS_OUT: list[Step] = [(V.MUL_IMM, E, "out", "out", "out", -1), (V.ADD_IMM, E, "out", "out", "out", 1)]
+# Boolean logic on the 0 / 1 bytes
+_LOGIC: dict[Op, list[Step]] = {
+    Op.AND: [(V.MUL, E, "in0", "in1", "out")],
+    Op.OR: [(V.MAX, E, "in0", "in1", "out")],
+    Op.XOR: [(V.SUB, E, "in0", "in1", "out"), (V.ABS, E, "out", "out", "out")],
+    Op.NOT: [(V.COPY, E, "in0", "in0", "out"), *_ONE_MINUS_OUT],
+}
+# NaN is the one value unequal to itself
+_IS_NAN: list[Step] = [(V.CMP_EQ, E, "in0", "in0", "out"), *_ONE_MINUS_OUT]
+# x != 0: x * 0 is 0, or NaN for an infinity or NaN, which then compare unequal too
+_NONZERO: list[Step] = [(V.MUL_IMM, E, "in0", "in0", "tmp", 0), (V.CMP_EQ, E, "in0", "tmp", "out"), *_ONE_MINUS_OUT]
+_WHERE: list[Step] = [(V.COPY, E, "in2", "in2", "out"), (V.SELECT, E, "in0", "in1", "out")]
 # Ops with no VECTOR instruction: (missing capability, stand-in recipe of the same cost class).
 _STAND_INS: dict[Op, tuple[str, list[Step]]] = {
     Op.ERF: ("ERF", [(V.MUL, E, "in0", "in0", "out"), (V.EXP, E, "out", "out", "out"),
@@ -89,25 +118,13 @@ _STAND_INS: dict[Op, tuple[str, list[Step]]] = {
     Op.FLOOR: ("SIGN/ROUND", [(V.COPY, E, "in0", "in0", "out")]),
     Op.CEIL: ("SIGN/ROUND", [(V.COPY, E, "in0", "in0", "out")]),
     Op.ROUND: ("SIGN/ROUND", [(V.COPY, E, "in0", "in0", "out")]),
-    Op.NOT: ("compare/logic", [(V.SUB, E, "in0", "in0", "out")]),
-    Op.IS_NAN: ("compare/logic", [(V.SUB, E, "in0", "in0", "out")]),
-    Op.IS_INF: ("compare/logic", [(V.SUB, E, "in0", "in0", "out")]),
-    Op.EQUAL: ("compare/logic", [(V.SUB, E, "in0", "in1", "out")]),
-    Op.GREATER: ("compare/logic", [(V.SUB, E, "in0", "in1", "out")]),
-    Op.LESS: ("compare/logic", [(V.SUB, E, "in0", "in1", "out")]),
-    Op.LESS_OR_EQUAL: ("compare/logic", [(V.SUB, E, "in0", "in1", "out")]),
-    Op.GREATER_OR_EQUAL: ("compare/logic", [(V.SUB, E, "in0", "in1", "out")]),
-    Op.AND: ("compare/logic", [(V.MUL, E, "in0", "in1", "out")]),
-    Op.OR: ("compare/logic", [(V.MAX, E, "in0", "in1", "out")]),
-    Op.XOR: ("compare/logic", [(V.SUB, E, "in0", "in1", "out")]),
-    Op.WHERE: ("select", [(V.MUL, E, "in1", "in0", "out"), (V.MUL, E, "in2", "in0", "tmp"),
-                          (V.ADD, E, "out", "tmp", "out")]),
-    Op.MOD: ("integer divide", [(V.MUL, E, "in0", "in1", "tmp"), (V.SUB, E, "in0", "tmp", "out")]),
+    Op.MOD: ("float remainder (Mod on floats)", [(V.MUL, E, "in0", "in1", "tmp"), (V.SUB, E, "in0", "tmp", "out")]),
 }
 _SOFTMAX: list[Step] = [
     (V.REDUCE_MAX, D, "in0", "in0", "row"), (V.SUB, E, "in0", "row", "out"), (V.EXP, E, "out", "out", "out"),
     (V.REDUCE_SUM, D, "out", "out", "row"), (V.RECIPROCAL, R, "row", "row", "row"), (V.MUL, E, "out", "row", "out"),
 ]
+_SIGNED = frozenset({DType.INT8, DType.INT32, DType.INT64, DType.BOOL})
 
 
 def _rms_norm(row_len: int, eps: float) -> list[Step]:
@@ -129,6 +146,18 @@ def _layer_norm(row_len: int, eps: float) -> list[Step]:
     ]
 
 
+def _is_inf(node: Node) -> list[Step]:
+    """inf - inf is NaN, x - x is 0 for finite x: |x| = inf where x == x but x - x != x - x.
+    With one sign only, the other side is clipped to 0 first."""
+    positive, negative = node.attr("detect_positive", 1), node.attr("detect_negative", 1)
+    if not (positive or negative):
+        return [(V.FILL, E, "in0", "in0", "out", 0)]
+    clip = [] if positive and negative else [(V.MAX_IMM if positive else V.MIN_IMM, E, "in0", "in0", "out", 0.0)]
+    x = "out" if clip else "in0"
+    return clip + [(V.SUB, E, x, x, "tmp"), (V.CMP_EQ, E, "tmp", "tmp", "tmp"), (V.CMP_EQ, E, x, x, "out"),
+                   (V.SUB, E, "out", "tmp", "out")]
+
+
 def _reduce_steps(op: Op, row_len: int) -> list[Step]:
     return {
         Op.REDUCE_SUM: [(V.REDUCE_SUM, D, "in0", "in0", "out")],
@@ -140,16 +169,19 @@ def _reduce_steps(op: Op, row_len: int) -> list[Step]:
 
 
 _REDUCE = frozenset({Op.REDUCE_SUM, Op.REDUCE_MEAN, Op.REDUCE_MAX, Op.REDUCE_MIN})
+_TESTS = frozenset({Op.IS_NAN, Op.IS_INF})
 
-SUPPORTED_VECTOR_OPS = frozenset(_UNARY) | frozenset(_BINARY) | frozenset(_STAND_INS) | _REDUCE | {
-    Op.POW, Op.SUM, Op.MEAN, Op.SOFTMAX, Op.LOG_SOFTMAX, Op.RMS_NORMALIZATION, Op.LAYER_NORMALIZATION,
+SUPPORTED_VECTOR_OPS = frozenset(_UNARY) | frozenset(_BINARY) | frozenset(_STAND_INS) | _REDUCE | frozenset(
+    _COMPARE) | frozenset(_LOGIC) | _TESTS | {
+    Op.WHERE, Op.POW, Op.SUM, Op.MEAN, Op.SOFTMAX, Op.LOG_SOFTMAX, Op.RMS_NORMALIZATION, Op.LAYER_NORMALIZATION,
     Op.ROTARY_EMBEDDING, Op.CUMSUM, Op.TOPK, Op.ARGMAX, Op.REDUCE_PROD,
 }
 
 
 def recipe_ops(op: Op) -> set[VectorOp]:
-    """The VECTOR ops an elementwise IR op lowers to (stand-ins included)."""
-    steps = _UNARY.get(op) or _BINARY.get(op) or _STAND_INS.get(op, (None, []))[1]
+    """The VECTOR ops an elementwise IR op lowers to (stand-ins included; float forms)."""
+    steps = (_UNARY.get(op) or _BINARY.get(op) or _COMPARE.get(op) or _LOGIC.get(op)
+             or (_WHERE if op == Op.WHERE else None) or _STAND_INS.get(op, (None, []))[1])
     return {step[0] for step in steps}
 
 
@@ -160,12 +192,26 @@ def lower_vector(lw: Lowerer, node: Node) -> None:
     rows_axes = None
     steps: list[Step] | None = None
     make = None  # steps that depend on the row length
+    compute_as = "out"  # the type the node computes in: its output's, its first input's, or int8
+    integer = not lw.graph.type_of(node.inputs[0]).dtype.is_float
     if op in (Op.CAST, Op.CAST_LIKE):
-        steps = _cast_steps(lw, node)
+        steps, compute_as = _cast_steps(lw, node)
+    elif op == Op.DIV and integer:
+        steps = _INTEGER_DIV
+    elif op == Op.MOD and integer:
+        steps = _INTEGER_FMOD if node.attr("fmod", 0) else _INTEGER_MOD
     elif op in _UNARY:
         steps = _UNARY[op]
     elif op in _BINARY:
         steps = _BINARY[op]
+    elif op in _COMPARE:
+        steps, compute_as = _COMPARE[op], "in0"
+    elif op in _LOGIC:
+        steps, compute_as = _LOGIC[op], "in0"
+    elif op in _TESTS:
+        steps, compute_as = (_IS_NAN if op == Op.IS_NAN else _is_inf(node)), "in0"
+    elif op == Op.WHERE:
+        steps = _WHERE
     elif op in _STAND_INS:
         gap, steps = _STAND_INS[op]
         lw.gap(gap)
@@ -190,30 +236,17 @@ def lower_vector(lw: Lowerer, node: Node) -> None:
 
         lower_rotary(lw, node)
         return
-    elif op in _REDUCE or op in (Op.REDUCE_PROD, Op.ARGMAX):
-        if op == Op.REDUCE_PROD:
-            lw.gap("REDUCE_PROD")
-        if op == Op.ARGMAX:
-            lw.gap("arg-reduction")
+    elif op in (Op.TOPK, Op.CUMSUM, Op.REDUCE_PROD, Op.ARGMAX):
+        from compiler.targets.programmable.selection import lower_selection
+
+        lower_selection(lw, node)  # the vector unit's selection ops (selection.py)
+        return
+    elif op in _REDUCE:
         rows_axes = reduce_axes(lw, node)
-        if op in _REDUCE:
-            make = lambda row_len: _reduce_steps(op, row_len)  # noqa: E731
-        else:
-            steps = [(V.REDUCE_MAX if op == Op.ARGMAX else V.REDUCE_SUM, D, "in0", "in0", "out")]
-    elif op == Op.CUMSUM:
-        lw.gap("prefix scan (CumSum)")
-        axis = int(_const_ints(lw, node.inputs[1])[0]) % len(lw.shapes[out_name])
-        length = lw.local_shape(out_name)[axis]
-        steps = [(V.COPY, E, "in0", "in0", "out")] + [(V.ADD, E, "out", "out", "out")] * max(
-            1, math.ceil(math.log2(max(length, 2))))
-    elif op == Op.TOPK:
-        lw.gap("top-k selection")
-        axis = node.attr("axis", -1) % len(lw.shapes[node.inputs[0]])
-        k = lw.shapes[node.outputs[0]][axis]  # bound by now, even when k was computed
-        rows_axes = {axis}
-        steps = [(V.REDUCE_MAX, D, "in0", "in0", "out")] * max(1, min(k, 8))
+        make = lambda row_len: _reduce_steps(op, row_len)  # noqa: E731
     else:
         raise LoweringError(f"{node.describe()}: no vector lowering")
+    _note_unsigned(lw, node)
     inputs = [lw.value(v) for v in node.inputs if v]
     out = lw.new_value(out_name)
     for extra in node.outputs[1:]:
@@ -225,221 +258,78 @@ def lower_vector(lw: Lowerer, node: Node) -> None:
     if make is not None:
         steps = make(row_len)
     if rows_axes is not None and not _trailing(rows_axes, len(source_shape)):
+        if op in _REDUCE and _reduce_between(lw, inputs[0], out, rows_axes, op):
+            return
         lw.inexact(f"{node.name}: a reduction over non-trailing axes {sorted(rows_axes)} is timed as a copy "
                    "and a trailing-axis reduction")
         steps = [(V.COPY, E, "in0", "in0", "tmp"), *[_renamed(s, "in0", "tmp") for s in steps]]
-    run_steps(lw, steps, inputs, out, rows, row_len)
+    compute = None if compute_as == "out" else storage(inputs[0])
+    run_steps(lw, steps, inputs, out, rows, row_len, precision=compute)
 
 
-def _cast_steps(lw: Lowerer, node: Node) -> list[Step]:
-    """A cast is a CONVERT from the source's element type (a plain copy when they agree)."""
-    source = precision_of_dtype(lw.graph.type_of(node.inputs[0]).dtype)
-    if lw.graph.type_of(node.inputs[0]).dtype == DType.INT64:
-        source = Precision.INT64
-    target = precision_of_dtype(node.output_types[0].dtype)
-    if source == target or target not in _FLOATS:
-        if source != target:
-            lw.inexact(f"{node.name}: cast to {target.label} is timed as a copy (CONVERT writes floats)")
-        return [(V.COPY, E, "in0", "in0", "out")]
-    return [(V.CONVERT, E, "in0", "in0", "out", int(source))]
+def _reduce_between(lw: Lowerer, x: Value, out: Value, axes: set[int], op: Op) -> bool:
+    """A reduction over a run of axes with others after it, x as [outer, m, inner]: out = x[:, 0],
+    then out = out (+, max, min) x[:, i] for each i < m, every step a VECTOR_2D over [outer, inner]
+    (x's rows m * inner apart). The same lane work as a reduction; m instructions. In SRAM only
+    (False otherwise: the caller times it)."""
+    shape = tuple(x.shape)
+    first, last = min(axes), max(axes) + 1
+    if axes != set(range(first, last)) or x.space != "sram" or out.space != "sram" or x.broadcast:
+        return False
+    m, inner = math.prod(shape[first:last]), math.prod(shape[last:])
+    dense = [math.prod(shape[axis + 1:]) for axis in range(len(shape))]
+    if tuple(out.shape) == tuple(1 if axis in axes else d for axis, d in enumerate(shape)):  # keepdims
+        layout = tuple(0 if axis in axes else dense[axis] for axis in range(len(shape)))
+    elif tuple(out.shape) == tuple(d for axis, d in enumerate(shape) if axis not in axes):
+        layout = tuple(dense[axis] for axis in range(len(shape)) if axis not in axes)
+    else:
+        return False
+    e = x.bits / 8
+    views = [Value(f"{x.name}[{i}]", x.buf, x.addr + math.ceil(i * inner * e), tuple(out.shape), x.bits, x.precision)
+             for i in range(m)]
+    combine = {Op.REDUCE_SUM: V.ADD, Op.REDUCE_MEAN: V.ADD, Op.REDUCE_MAX: V.MAX, Op.REDUCE_MIN: V.MIN}[op]
+    steps = [(V.COPY, E, "in0", "in0", "out")] + [(combine, E, "out", f"in{i}", "out") for i in range(1, m)]
+    if op == Op.REDUCE_MEAN:
+        steps.append((V.MUL_IMM, E, "out", "out", "out", 1.0 / m))
+    run_steps(lw, steps, views, out, max(1, out.numel // max(inner, 1)), max(inner, 1),
+              layouts=dict.fromkeys(range(m), layout))
+    return True
 
 
-_FLOATS = frozenset({Precision.FP32, Precision.BF16, Precision.FP16})
+def _cast_steps(lw: Lowerer, node: Node) -> tuple[list[Step], str]:
+    """A cast CONVERTs from the source's element type (a copy when they agree); to bool it is
+    x != 0, computed in the source's type."""
+    source = storage(lw.value(node.inputs[0]))
+    target_dtype = node.output_types[0].dtype
+    if target_dtype == DType.BOOL and lw.graph.type_of(node.inputs[0]).dtype != DType.BOOL:
+        return _NONZERO, "in0"
+    target = Precision.INT8 if target_dtype == DType.BOOL else _storage_of_dtype(target_dtype)
+    if source == target:
+        return [(V.COPY, E, "in0", "in0", "out")], "out"
+    if target is Precision.FP8 or not (same_kind(source, target) or source in _INTEGERS or target in _INTEGERS):
+        lw.inexact(f"{node.name}: cast to {target.label} is timed as a copy (CONVERT writes fp32, bf16, fp16 "
+                   "and integers)")
+        return [(V.COPY, E, "in0", "in0", "out")], "out"
+    return [(V.CONVERT, E, "in0", "in0", "out", int(source))], "out"
 
 
-def run_steps(lw: Lowerer, steps: Sequence[Step], inputs: list[Value], out: Value, rows: int,
-              row_len: int) -> None:
-    """Emit `steps` over rows x row_len elements: in place when everything is in SRAM, else
-    streamed through SRAM slots (two per streamed operand) one chunk of rows at a time."""
-    refs = {f"in{i}": v for i, v in enumerate(inputs)}
-    modes = {name: operand_mode(v, rows, row_len) for name, v in refs.items()}
-    modes.update({"out": "full", "tmp": "full", "row": "row"})
-    if any(mode is None for mode in modes.values()) or (row_len > GRID_LIMIT and any(
-            mode in ("row", "col") for name, mode in modes.items() if name in refs)):
-        lw.gap("VECTOR broadcast operand")
-    full = [name for name, v in refs.items() if v.space == "hbm" and modes[name] == "full"]
-    per_row = [name for name, v in refs.items() if v.space == "hbm" and modes[name] == "row" and rows > 1]
-    whole = [name for name, v in refs.items() if v.space == "hbm" and name not in full and name not in per_row]
-    stream_out = out.space == "hbm"
-    needs = {ref for step in steps for ref in step[2:5]}
-    precision = out.precision
-    if precision not in _FLOATS and (any(v.bits != 32 for v in (*inputs, out)) or any(
-            step[0] not in INTEGER_VECTOR_OPS for step in steps)):
-        lw.inexact(f"{lw.where()}: integer arithmetic on {sorted({v.bits for v in (*inputs, out)})}-bit values is "
-                   "timed as int32 vector ops")
-    if not (full or per_row or whole or stream_out):
-        # in place; rows are cut into pieces when the scratch for all of them does not fit
-        scratch_per_row = 4 * row_len * ("tmp" in needs) + 4 * ("row" in needs)
-        chunk_rows = max(1, min(rows, LENGTH_LIMIT // max(row_len, 1), GRID_LIMIT,
-                                lw.staging_budget() // max(scratch_per_row, 1)))
-        while True:
-            try:
-                scratch = _scratch(lw, needs, chunk_rows * row_len, chunk_rows)
-                break
-            except StagingFull:
-                if chunk_rows == 1:
-                    raise
-                chunk_rows = max(1, chunk_rows // 2)
-        for r0 in range(0, rows, chunk_rows):
-            n = min(chunk_rows, rows - r0)
-            where = {name: (v.buf, v.addr + _offset(v, modes[name], r0, n, rows, row_len)) for name, v in refs.items()}
-            where["out"] = (out.buf, out.addr + _offset(out, "full", r0, n, rows, row_len))
-            where.update({k: (b, b.addr) for k, b in scratch.items()})
-            _emit_steps(lw, steps, where, modes, n, row_len, precision)
-        lw.unstage(*scratch.values())
-        return
-    budget = lw.staging_budget()
-    bytes_per_row = sum(2 * _row_bytes(refs[n], row_len) for n in full) + sum(2 * refs[n].bits // 8 + 1
-                                                                             for n in per_row)
-    bytes_per_row += (2 * _row_bytes(out, row_len) if stream_out else 0) + 4 * row_len * ("tmp" in needs) + 8
-    widest = max([_row_bytes(refs[n], row_len) for n in full] + ([_row_bytes(out, row_len)] if stream_out else [1]))
-    chunk_rows = max(1, min(rows, budget // max(bytes_per_row, 1), LENGTH_LIMIT // max(row_len, 1), GRID_LIMIT,
-                            DMA_CHUNK_BYTES // widest))
-    if chunk_rows * bytes_per_row > max(budget, 1) * 2:
-        raise LoweringError(f"{lw.where()}: one row of {row_len} elements needs {bytes_per_row} bytes of "
-                            f"SRAM staging; {budget} bytes are free")
-    while True:  # the largest chunk whose tiles all fit the free SRAM
-        sizes = {f"{name}{i}": _chunk_bytes(refs[name], modes[name], chunk_rows, row_len) for name in full + per_row
-                 for i in range(2)}
-        sizes.update({f"held:{name}": min(refs[name].nbytes, max(budget // 4, 64), DMA_CHUNK_BYTES) for name in whole})
-        if stream_out:
-            sizes.update({f"out{i}": _chunk_bytes(out, "full", chunk_rows, row_len) for i in range(2)})
-        if "tmp" in needs:
-            sizes["tmp"] = 4 * chunk_rows * row_len
-        if "row" in needs:
-            sizes["row"] = 4 * chunk_rows
-        try:
-            staged = lw.stage_all(sizes)
-            break
-        except StagingFull:
-            if chunk_rows == 1:
-                raise
-            chunk_rows = max(1, chunk_rows // 2)
-    slots = {name: [staged[f"{name}{i}"] for i in range(2)] for name in full + per_row}
-    held = {name: staged[f"held:{name}"] for name in whole}
-    out_slots = [staged[f"out{i}"] for i in range(2)] if stream_out else []
-    scratch = {k: staged[k] for k in ("tmp", "row") if k in staged}
-    for name, buf in held.items():  # broadcast operands: fetched once (their first bytes if large)
-        if buf.nbytes < refs[name].nbytes:
-            lw.inexact(f"{lw.where()}: broadcast operand {refs[name].name!r} is larger than its SRAM slot "
-                       "(only its first bytes are fetched)")
-        lw.emit(DmaLoad(hbm_addr=refs[name].addr, sram_addr=buf.addr, rows=1, row_bytes=buf.nbytes,
-                        hbm_row_stride=buf.nbytes), reads=[refs[name].buf], writes=[buf])
-
-    if rows > chunk_rows and (not stream_out or any(v.space == "sram" and modes[name] in ("full", "row")
-                                                    for name, v in refs.items())):
-        lw.inexact(f"{lw.where()}: an SRAM operand of an op streamed in chunks is read at its first chunk's address "
-                   "in every chunk")
-
-    def chunk(index: int, slot: int, n: int) -> None:
-        r0 = index * chunk_rows
-        where: dict[str, tuple[Buf, int]] = {k: (b, b.addr) for k, b in scratch.items()}
-        for name, value in refs.items():
-            if name in slots:
-                buf = slots[name][slot]
-                nbytes = _chunk_bytes(value, modes[name], n, row_len)
-                lw.emit(DmaLoad(hbm_addr=value.addr + _offset(value, modes[name], r0, n, rows, row_len),
-                                sram_addr=buf.addr, rows=1, row_bytes=nbytes, hbm_row_stride=nbytes),
-                        reads=[value.buf], writes=[buf])
-                where[name] = (buf, buf.addr)
-            elif name in held:
-                where[name] = (held[name], held[name].addr)
-            else:  # SRAM operand of a streamed op: a fixed address (one VECTOR stride per loop)
-                where[name] = (value.buf, value.addr)
-        where["out"] = (out_slots[slot], out_slots[slot].addr) if stream_out else (out.buf, out.addr)
-        _emit_steps(lw, steps, where, modes, n, row_len, precision)
-        if stream_out:
-            nbytes = _chunk_bytes(out, "full", n, row_len)
-            lw.emit(DmaStore(hbm_addr=out.addr + _offset(out, "full", r0, n, rows, row_len),
-                             sram_addr=out_slots[slot].addr, rows=1, row_bytes=nbytes, hbm_row_stride=nbytes),
-                    reads=[out_slots[slot]], writes=[out.buf])
-
-    full_chunks, rest = divmod(rows, chunk_rows)
-
-    def body(i: int) -> None:
-        chunk(2 * i, 0, chunk_rows)
-        chunk(2 * i + 1, 1, chunk_rows)
-
-    lw.loop(full_chunks // 2, body)
-    if full_chunks % 2:
-        chunk(full_chunks - 1, 0, chunk_rows)
-    if rest:
-        chunk(full_chunks, full_chunks % 2, rest)
-    lw.unstage(*[b for pair in slots.values() for b in pair], *held.values(), *out_slots, *scratch.values())
+_INTEGERS = frozenset({Precision.INT8, Precision.INT32, Precision.INT64})
 
 
-def operand_mode(value: Value, rows: int, row_len: int) -> str | None:
-    """How an operand covers a rows x row_len grid: "full" (every element), "row" (one value per
-    row), "col" (one row repeated), "scalar", or None (a broadcast the grid cannot express)."""
-    count = rows * row_len
-    if value.broadcast:
-        return None
-    n = value.numel
-    if n == count:
-        return "full"
-    if n == 1:
-        return "scalar"
-    shape = value.shape
-    if n == row_len and shape and shape[-1] == row_len:
-        return "col"
-    if n == rows and (not shape or shape[-1] == 1):
-        return "row"
-    return None
+def _storage_of_dtype(dtype: DType) -> Precision:
+    from compiler.targets.programmable.context import precision_of_dtype
+
+    if dtype.is_float:
+        return precision_of_dtype(dtype)
+    return {8: Precision.INT8, 32: Precision.INT32, 64: Precision.INT64}.get(dtype.bits, precision_of_dtype(dtype))
 
 
-_GRID = {"full": None, "row": (1, 0), "col": (0, 1), "scalar": (0, 0)}
-
-
-def _emit_steps(lw: Lowerer, steps: Sequence[Step], where: dict[str, tuple[Buf, int]], modes: dict[str, str | None],
-                rows: int, row_len: int, precision: Precision) -> None:
-    for step in steps:
-        op, kind, a, b, dst = step[:5]
-        imm = step[5] if len(step) > 5 else 0
-        imm_bits = int(imm) if op is V.CONVERT else f32_bits(imm) if len(step) > 5 else 0
-        length = rows if kind == R else rows * row_len
-        # an optional input left out (Clip without a bound) reads the first input instead
-        a = a if a in where else "in0"
-        b = b if b in where else "in0"
-        (a_buf, a_addr), (b_buf, b_addr) = where[a], where[b]
-        d_buf, d_addr = where[dst]
-        grid_modes = (modes.get(a, "full"), modes.get(b, "full") if op in BINARY_OPS else "full")
-        if (kind != E or all(m == "full" for m in grid_modes) or None in grid_modes or row_len > GRID_LIMIT
-                or precision not in _FLOATS):
-            lw.emit(Vector(op=op, precision=precision, src_a=a_addr, src_b=b_addr, dst=d_addr, length=length,
-                           row_len=row_len if kind == D else 1, imm=imm_bits),
-                    reads=[a_buf, b_buf], writes=[d_buf])
-            continue
-        (ars, acs), (brs, bcs) = (_GRID[m] or (row_len, 1) for m in grid_modes)
-        lw.emit(Vector2D(op=op, precision=precision, src_a=a_addr, src_b=b_addr, dst=d_addr, rows=rows, cols=row_len,
-                         a_row_stride=ars, a_col_step=acs, b_row_stride=brs, b_col_step=bcs,
-                         dst_row_stride=row_len),
-                reads=[a_buf, b_buf], writes=[d_buf])
-
-
-def _scratch(lw: Lowerer, needs: set[str], count: int, rows: int) -> dict[str, Buf]:
-    sizes = {name: nbytes for name, nbytes in (("tmp", 4 * count), ("row", 4 * rows)) if name in needs}
-    return lw.stage_all(sizes)
-
-
-def _offset(value: Value, mode: str | None, r0: int, n: int, rows: int, row_len: int) -> int:
-    """Byte offset of rows [r0, r0 + n) in `value` (full, per-row or broadcast operand)."""
-    if mode == "full":
-        return math.ceil(r0 * row_len * value.bits / 8)
-    if mode == "row":
-        return math.ceil(r0 * value.bits / 8)
-    if mode in ("col", "scalar") or value.broadcast or value.numel < rows:
-        return 0
-    per = row_len if value.numel >= rows * row_len else 1
-    return min(math.ceil(r0 * per * value.bits / 8), max(value.nbytes - _chunk_bytes(value, mode, n, row_len), 0))
-
-
-def _chunk_bytes(value: Value, mode: str | None, n: int, row_len: int) -> int:
-    per = 1 if mode == "row" else row_len
-    return max(1, math.ceil(n * per * value.bits / 8))
-
-
-def _row_bytes(value: Value, row_len: int) -> int:
-    return math.ceil(row_len * value.bits / 8)
+def _note_unsigned(lw: Lowerer, node: Node) -> None:
+    """Integers the vector unit has no lanes for are computed as the signed integer of their width."""
+    odd = sorted({str(t.dtype) for t in (*[lw.graph.type_of(v) for v in node.inputs if v], *node.output_types)
+                  if not t.dtype.is_float and t.dtype not in _SIGNED})
+    if odd:
+        lw.inexact(f"{node.name}: {', '.join(odd)} values are computed as signed integers of their width")
 
 
 def _rows(shape: tuple[int, ...], axes: set[int] | None) -> tuple[int, int]:

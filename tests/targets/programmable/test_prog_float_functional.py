@@ -97,8 +97,13 @@ def test_tiny_llama_matches_the_interpreter(form, batch, length):
 
 
 @pytest.mark.parametrize("name, form, batch, length", [
-    ("tiny-grumem", "prefill", 1, 8),   # queries after 4 memory slots: keys = slots + chunk
+    ("tiny-swa", "decode", 1, 40), ("tiny-swa", "prefill", 1, 8),          # window masks, read
+    ("tiny-hybrid", "decode", 2, 40), ("tiny-hybrid", "prefill", 1, 8),
+    ("tiny-sparse", "decode", 1, 40), ("tiny-sparse", "prefill", 1, 8),    # TopK, gathers by index
+    ("tiny-compact", "decode", 1, 40), ("tiny-compact", "prefill", 1, 8),  # bias masks, concatenations
+    ("tiny-grumem", "decode", 1, 5), ("tiny-grumem", "prefill", 1, 8),     # keys = memory slots + chunk
     ("tiny-grumem", "prefill", 2, 8),
+    ("tiny-engram", "decode", 1, 40), ("tiny-engram", "prefill", 1, 8),    # int64 hashing, padding
 ])
 def test_other_tiny_models_match_the_interpreter(name, form, batch, length):
     check_matches(*run_on_values(name, form, batch, length))
@@ -158,9 +163,10 @@ def test_batched_prefill_gemms_are_strided_and_decode_at_batch_one_is_not():
 
 
 def test_isa_gap_is_refused_by_name():
-    graph, chip, program = lowered("tiny-sparse", "decode", 1, 40)
-    assert "top-k selection" in program.meta["isa_gaps"]
-    _refused(program, chip, graph, random_inputs(graph, 1, 40, "decode"), "top-k selection")
+    graph, chip, program = lowered("tiny-mamba2", "prefill", 1, 8)
+    gap = "einsum summing over more than two operands"
+    assert gap in program.meta["isa_gaps"]
+    _refused(program, chip, graph, random_inputs(graph, 1, 8, "prefill"), gap)
 
 
 def test_bf16_program_is_refused():
