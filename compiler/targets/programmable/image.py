@@ -23,7 +23,7 @@ import numpy as np
 
 from compiler.ir.dtypes import DType
 from compiler.ir.graph import Graph
-from compiler.ops.registry import opdef
+from compiler.targets.programmable.folding import evaluate_static
 from compiler.targets.programmable.options import LoweringError
 from compiler.targets.programmable.program import Program
 
@@ -163,28 +163,8 @@ def _static_values(program: Program, graph: Graph, inputs: Mapping[str, np.ndarr
     wanted = set(program.meta.get("static_values", ()))
     if not wanted:
         return {}
-    env: dict[str, np.ndarray] = {name: np.asarray(a) for name, a in inputs.items()}
-    for node in graph.nodes():
-        if not any(out in wanted for out in node.outputs):
-            continue
-        args = []
-        for value in node.inputs:
-            if not value:
-                args.append(None)
-            elif value in env:
-                args.append(env[value])
-            elif value in graph.constants:
-                args.append(graph.constants[value].value())
-            elif value in program.meta.get("static_shapes", {}):  # Shape / Size read only the shape
-                dtype = graph.type_of(value).dtype.numpy
-                args.append(np.broadcast_to(np.zeros((), dtype=dtype), program.meta["static_shapes"][value]))
-            else:
-                raise LoweringError(f"static value of {node.describe()} needs {value!r}, which is not known "
-                                    "before the run (pass the graph inputs)")
-        for out, result in zip(node.outputs, opdef(node.op, node).run(node, args)):
-            if out:
-                env[out] = np.asarray(result)
-    return {name: env[name] for name in wanted}
+    shapes = program.meta.get("static_shapes", {})
+    return evaluate_static(graph, wanted, lambda value: shapes.get(value), known=inputs)
 
 
 def _put(image: bytearray, program: Program, name: str, array: np.ndarray) -> None:
