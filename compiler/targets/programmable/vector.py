@@ -31,7 +31,7 @@ from compiler.ir.dtypes import DType
 from compiler.ir.graph import Node
 from compiler.ir.ops import Op
 from compiler.targets.programmable.context import Lowerer, Value
-from compiler.targets.programmable.isa import Precision, VectorOp
+from compiler.targets.programmable.isa import Precision, Vector, Vector2D, VectorOp, f32_bits
 from compiler.targets.programmable.options import LoweringError
 from compiler.targets.programmable.vector_steps import (  # noqa: F401 (the kernels' shared limits)
     DMA_CHUNK_BYTES,
@@ -268,32 +268,51 @@ def lower_vector(lw: Lowerer, node: Node) -> None:
 
 
 def _reduce_between(lw: Lowerer, x: Value, out: Value, axes: set[int], op: Op) -> bool:
-    """A reduction over a run of axes with others after it, x as [outer, m, inner]: out = x[:, 0],
-    then out = out (+, max, min) x[:, i] for each i < m, every step a VECTOR_2D over [outer, inner]
-    (x's rows m * inner apart). The same lane work as a reduction; m instructions. In SRAM only
-    (False otherwise: the caller times it)."""
+    """A reduction over a run of axes with others after it: x as [outer, m, inner], halved in
+    pairs, each level one VECTOR_2D over [outer, pairs * inner] (slice i with slice i + ceil(m/2);
+    the middle slice of an odd count copied beside them), levels alternating between two SRAM
+    scratch tiles, the last written into the output: log2(m) instructions doing what a reduction
+    does, m - 1 combines per result. In SRAM only (False otherwise: the caller times it)."""
     shape = tuple(x.shape)
     first, last = min(axes), max(axes) + 1
     if axes != set(range(first, last)) or x.space != "sram" or out.space != "sram" or x.broadcast:
         return False
-    m, inner = math.prod(shape[first:last]), math.prod(shape[last:])
-    dense = [math.prod(shape[axis + 1:]) for axis in range(len(shape))]
-    if tuple(out.shape) == tuple(1 if axis in axes else d for axis, d in enumerate(shape)):  # keepdims
-        layout = tuple(0 if axis in axes else dense[axis] for axis in range(len(shape)))
-    elif tuple(out.shape) == tuple(d for axis, d in enumerate(shape) if axis not in axes):
-        layout = tuple(dense[axis] for axis in range(len(shape)) if axis not in axes)
-    else:
+    outer, m, inner = math.prod(shape[:first]), math.prod(shape[first:last]), math.prod(shape[last:])
+    precision = storage(x)
+    if (storage(out) != precision or max(outer, (m + 1) // 2 * inner, m * inner) > GRID_LIMIT
+            or precision not in (Precision.FP32, Precision.BF16, Precision.FP16, Precision.INT32, Precision.INT64)):
         return False
-    e = x.bits / 8
-    views = [Value(f"{x.name}[{i}]", x.buf, x.addr + math.ceil(i * inner * e), tuple(out.shape), x.bits, x.precision)
-             for i in range(m)]
     combine = {Op.REDUCE_SUM: V.ADD, Op.REDUCE_MEAN: V.ADD, Op.REDUCE_MAX: V.MAX, Op.REDUCE_MIN: V.MIN}[op]
-    steps = [(V.COPY, E, "in0", "in0", "out")] + [(combine, E, "out", f"in{i}", "out") for i in range(1, m)]
+    e = precision.bits // 8
+    half = (m + 1) // 2
+    tiles = [lw.staging(max(outer * half * inner * e, 1), f"reduce{i}") for i in range(2)] if m > 2 else []
+    cur, stride, count, level = (x.buf, x.addr), m * inner, m, 0
+    while count > 1:
+        h, pairs = (count + 1) // 2, count // 2
+        dst = (out.buf, out.addr) if h == 1 else (tiles[level % 2], tiles[level % 2].addr)
+        emit_2d(lw, combine, (cur[0], cur[1], stride), (cur[0], cur[1] + h * inner * e, stride),
+                (dst[0], dst[1], h * inner), outer, pairs * inner, precision)
+        if count % 2:  # the unpaired middle slice moves down a level as it is
+            emit_2d(lw, V.COPY, (cur[0], cur[1] + pairs * inner * e, stride), (cur[0], cur[1], stride),
+                    (dst[0], dst[1] + pairs * inner * e, h * inner), outer, inner, precision)
+        cur, stride, count, level = dst, h * inner, h, level + 1
+    if m == 1:
+        emit_2d(lw, V.COPY, (x.buf, x.addr, inner), (x.buf, x.addr, inner), (out.buf, out.addr, inner), outer, inner,
+                precision)
     if op == Op.REDUCE_MEAN:
-        steps.append((V.MUL_IMM, E, "out", "out", "out", 1.0 / m))
-    run_steps(lw, steps, views, out, max(1, out.numel // max(inner, 1)), max(inner, 1),
-              layouts=dict.fromkeys(range(m), layout))
+        lw.emit(Vector(op=V.MUL_IMM, precision=precision, src_a=out.addr, src_b=out.addr, dst=out.addr,
+                       length=outer * inner, imm=f32_bits(1.0 / m)), reads=[out.buf], writes=[out.buf])
+    lw.unstage(*tiles)
     return True
+
+
+def emit_2d(lw: Lowerer, op: VectorOp, a: tuple, b: tuple, dst: tuple, rows: int, cols: int,
+            precision: Precision) -> None:
+    """One VECTOR_2D over rows x cols; operands are (buf, addr, row stride in elements)."""
+    (a_buf, a_addr, a_stride), (b_buf, b_addr, b_stride), (d_buf, d_addr, d_stride) = a, b, dst
+    lw.emit(Vector2D(op=op, precision=precision, src_a=a_addr, src_b=b_addr, dst=d_addr, rows=rows, cols=cols,
+                     a_row_stride=a_stride, b_row_stride=b_stride, dst_row_stride=d_stride),
+            reads=[a_buf, b_buf], writes=[d_buf])
 
 
 def _cast_steps(lw: Lowerer, node: Node) -> tuple[list[Step], str]:

@@ -10,9 +10,10 @@ caller's rows x row_len grid, that grid is used as it is. Otherwise (elementwise
 each input is read through its numpy broadcast to the output (broadcast.py, Expand views
 included); the axes every operand walks as one are merged, and each step is emitted over its
 own merged axes: one VECTOR when all its operands are dense, else VECTOR_2D grids [rows, cols]
-(a row stride and a column step of 0 or 1 per operand), one per index of the axes beyond two:
-a LOOP over one of them when every operand moves by the same bytes per index (src_b may stay
-put), the others written out. An *_IMM op on a repeated operand copies it into place first.
+(cols: the output's last axis; rows: its largest other axis; a row stride and a column step of
+0 or 1 per operand), one per index of the axes beyond two: a LOOP over one of them when every
+operand moves by the same bytes per index (src_b may stay put), the others written out. An
+*_IMM op on a repeated operand copies it into place first.
 
 Element types. A node computes in one precision (`precision`, else its output's type). An
 input of another kind (an integer of another width, integer vs float, bool) is CONVERTed into a
@@ -22,12 +23,14 @@ scratch ("res") and CONVERTed into place. Float precisions mix without a pass (a
 of an fp32 op converts as it loads). Bools are one byte holding 0 or 1 (int8), int64 values
 8-byte integers: what memory images hold for graph inputs and outputs.
 
-Streaming. The merged output is cut into chunks along one axis (the first, or the one after
-which at most CHUNK_ELEMENTS elements remain; the axes before it are walked one index at a
-time); an HBM operand that moves along it streams through two SRAM slots, one that does not is
-loaded once ("held").
-Operands the grid cannot express at all (shapes that are not broadcasts: a caller's stand-in
-for a slice, a pad or a sharded operand) are timed as a pass over the output, and recorded.
+Streaming. The merged output is cut into chunks along one axis (the first, or the first after
+which at most CHUNK_ELEMENTS elements remain); a chunk covers every index of the axes before
+it. An HBM operand that moves along the chunk axis streams through two SRAM slots, fetched with
+one DMA per chunk (a row per index of the outer axes it moves along, once for those it does not:
+a mask shared by every head is read once per chunk, not once per head); one that does not move
+along it is loaded once ("held", its own bytes, not the broadcast). Operands the grid cannot
+express at all (shapes that are not broadcasts: a caller's stand-in for a slice, a pad or a
+sharded operand) are timed as a pass over the output, and recorded.
 """
 
 from __future__ import annotations
