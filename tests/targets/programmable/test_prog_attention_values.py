@@ -11,16 +11,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
-from test_prog_float_functional import RELATIVE_TOLERANCE, fp32_chip, fp32_options
+from test_prog_float_functional import RELATIVE_TOLERANCE
+from value_runs import fp32_chip, fp32_options, run_program
 
 from compiler.frontend import import_onnx
 from compiler.interp.run import run_graph
 from compiler.targets.programmable.attention_plan import causal_offset
-from compiler.targets.programmable.image import hbm_image, read_outputs, sram_image
 from compiler.targets.programmable.isa import GemmStrided, Vector
 from compiler.targets.programmable.isa import VectorOp as V
 from compiler.targets.programmable.lower import lower_graph
-from simulator.programmable import run_functional, simulate_program
+from simulator.programmable import simulate_program
 
 F = TensorProto.FLOAT
 
@@ -71,9 +71,7 @@ def run_both(graph, chip=None):
     program = lower_graph(graph, chip, fp32_options(1, {}))
     assert program.meta["isa_gaps"] == {} and program.meta["not_value_exact"] == []
     inputs = random_values(graph)
-    hbm = np.frombuffer(hbm_image(program, graph, inputs), dtype=np.uint8).copy()
-    sram = np.frombuffer(sram_image(program, graph, inputs), dtype=np.uint8).copy()
-    outputs = read_outputs(program, run_functional(program, chip, hbm, sram).hbm)
+    _, outputs = run_program(program, graph, inputs, chip)
     reference = run_graph(graph, inputs)
     assert set(outputs) == set(reference)
     for name, expected in reference.items():

@@ -12,15 +12,15 @@ its causal mask from positions and writes new K into the transposed cache blocks
 
 from __future__ import annotations
 
-import dataclasses
 import time
 
 import numpy as np
 import pytest
 from conftest import model_graph
+from value_runs import chip_with_sram, fp32_chip, fp32_options, run_program
 
 from compiler.interp.run import run_graph
-from compiler.targets.programmable.image import hbm_image, read_outputs, sram_image
+from compiler.targets.programmable.image import hbm_image, read_outputs
 from compiler.targets.programmable.isa import GemmStrided, Vector2D, VectorOp
 from compiler.targets.programmable.lower import lower_graph
 from compiler.targets.programmable.options import LoweringOptions
@@ -28,22 +28,6 @@ from simulator.hardware import load_hardware
 from simulator.programmable import ProgramError, run_functional, simulate_program
 
 RELATIVE_TOLERANCE = 1e-4
-
-
-def fp32_chip():
-    """matx-one with an fp32 matrix path (fp32 at a quarter of the bf16 MAC rate): the functional
-    runs are checked in float32; one chip (functional mode does not run the other chips)."""
-    chip = load_hardware("matx-one")
-    macs = {**chip.systolic.macs_per_pe_per_cycle, "fp32": 1}
-    energy = {**chip.energy.pj_per_mac, "fp32": 3.6}
-    return dataclasses.replace(chip, name="matx-one-fp32",
-                               systolic=dataclasses.replace(chip.systolic, macs_per_pe_per_cycle=macs),
-                               energy=dataclasses.replace(chip.energy, pj_per_mac=energy))
-
-
-def fp32_options(batch: int, bindings: dict[str, int]) -> LoweringOptions:
-    return LoweringOptions(batch=batch, bindings=bindings, weight_precision="fp32", kv_precision="fp32",
-                           activation_precision="fp32", tensor_parallel=1)
 
 
 def random_inputs(graph, batch: int, length: int, form: str, seed: int = 0) -> dict[str, np.ndarray]:
@@ -69,22 +53,14 @@ def lowered(name: str, form: str, batch: int, length: int, chip=None, options=No
     return graph, chip, lower_graph(graph, chip, options or fp32_options(batch, bindings))
 
 
-def small_sram_chip(sram_bytes: int):
-    """The fp32 chip with less SRAM: attention streams several cache blocks and query blocks."""
-    chip = fp32_chip()
-    return dataclasses.replace(chip, memory=dataclasses.replace(chip.memory, sram_bytes=sram_bytes))
-
-
 def run_on_values(name: str, form: str, batch: int, length: int, chip=None):
     graph, chip, program = lowered(name, form, batch, length, chip=chip)
     inputs = random_inputs(graph, batch, length, form)
-    hbm = np.frombuffer(hbm_image(program, graph, inputs), dtype=np.uint8).copy()
-    sram = np.frombuffer(sram_image(program, graph, inputs), dtype=np.uint8).copy()
     started = time.perf_counter()
-    result = run_functional(program, chip, hbm, sram)
+    _, outputs = run_program(program, graph, inputs, chip)
     elapsed = time.perf_counter() - started
     reference = run_graph(model_graph(name, form), inputs)   # the imported graph, before recognition
-    return program, read_outputs(program, result.hbm), reference, elapsed
+    return program, outputs, reference, elapsed
 
 
 @pytest.mark.parametrize("form, batch, length", [
@@ -113,7 +89,7 @@ def test_prefill_over_several_cache_blocks_matches_the_interpreter():
     """With 2 MiB of SRAM the 300-token prompt streams in several cache blocks: masked blocks in
     a LOOP (the query positions move one block per iteration), a shorter last block, new tokens
     written block by block."""
-    program, *rest = run_on_values("tiny-llama", "prefill", 1, 300, chip=small_sram_chip(2 << 20))
+    program, *rest = run_on_values("tiny-llama", "prefill", 1, 300, chip=chip_with_sram(2 << 20))
     selects = [i for i in program.instructions if isinstance(i, Vector2D) and i.op is VectorOp.SELECT]
     transposes = [i for i in program.instructions if isinstance(i, GemmStrided) and i.transpose_b]
     assert len(selects) > 2 and len(transposes) > 2 * 2     # more than one block per layer
@@ -148,7 +124,7 @@ def _refused(program, chip, graph, inputs, pattern: str) -> None:
 def test_prefill_in_query_blocks_is_refused_naming_what_is_timed_only():
     """With 1 MiB of SRAM the queries stream in blocks too: a block of several GQA heads is still
     read as one run of rows (timed, not computed)."""
-    graph, chip, program = lowered("tiny-llama", "prefill", 1, 300, chip=small_sram_chip(1 << 20))
+    graph, chip, program = lowered("tiny-llama", "prefill", 1, 300, chip=chip_with_sram(1 << 20))
     assert program.meta["isa_gaps"] == {}
     _refused(program, chip, graph, random_inputs(graph, 1, 300, "prefill"), "query block of 2 heads")
 

@@ -9,11 +9,9 @@ the moves go through SRAM tiles.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pytest
-from test_prog_float_functional import fp32_chip
+from value_runs import chip_with_sram, run_program
 
 from compiler.interp.run import run_graph
 from compiler.ir.dtypes import DType
@@ -21,19 +19,17 @@ from compiler.ir.graph import Graph, Node
 from compiler.ir.ops import Op
 from compiler.ir.tensor import Constant, TensorType
 from compiler.passes.fold import GraphBuilder
-from compiler.targets.programmable.image import hbm_image, read_outputs, sram_image
 from compiler.targets.programmable.isa import DmaStore, Vector2D
 from compiler.targets.programmable.lower import lower_graph
 from compiler.targets.programmable.options import LoweringOptions
-from simulator.programmable import run_functional, simulate_program
+from simulator.programmable import simulate_program
 
 FP32 = LoweringOptions(weight_precision="fp32", kv_precision="fp32", activation_precision="fp32", tensor_parallel=1)
 PLACEMENTS = ["hbm->hbm", "sram->sram", "hbm->sram", "sram->hbm", "streamed"]
 
 
 def small_chip(sram_bytes: int = 256 << 10):
-    chip = fp32_chip()
-    return dataclasses.replace(chip, memory=dataclasses.replace(chip.memory, sram_bytes=sram_bytes))
+    return chip_with_sram(sram_bytes)
 
 
 class _Graph:
@@ -93,10 +89,8 @@ def _run(graph: Graph, chip=None, seed: int = 0, inputs: dict | None = None):
                 inputs[name] = rng.standard_normal(shape).astype(ttype.dtype.numpy)
             else:
                 inputs[name] = rng.integers(-(1 << 40), 1 << 40, shape).astype(ttype.dtype.numpy)
-    hbm = np.frombuffer(hbm_image(program, graph, inputs), dtype=np.uint8).copy()
-    sram = np.frombuffer(sram_image(program, graph, inputs), dtype=np.uint8).copy()
-    result = run_functional(program, chip, hbm, sram)
-    got, expected = read_outputs(program, result.hbm), run_graph(graph, inputs)
+    _, got = run_program(program, graph, inputs, chip)
+    expected = run_graph(graph, inputs)
     assert set(got) == set(expected)
     for name, value in expected.items():
         assert got[name].shape == value.shape and got[name].dtype == value.dtype, name

@@ -16,14 +16,12 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from test_prog_float_functional import fp32_chip, fp32_options
+from value_runs import chip_with_sram, fp32_options, run_program
 
 from compiler.frontend import import_onnx
 from compiler.interp.run import run_graph
-from compiler.targets.programmable.image import hbm_image, read_outputs, sram_image
 from compiler.targets.programmable.isa import DmaGather, Vector, VectorGather, VectorOp
 from compiler.targets.programmable.lower import lower_graph
-from simulator.programmable import run_functional
 
 F32, I64, I32, BOOL = TensorProto.FLOAT, TensorProto.INT64, TensorProto.INT32, TensorProto.BOOL
 _NUMPY = {F32: np.float32, I64: np.int64, I32: np.int32, BOOL: np.bool_}
@@ -71,8 +69,7 @@ def _model(case: Case, in_sram: bool) -> onnx.ModelProto:
 
 def sram_chip(kib: int):
     """The fp32 chip with `kib` KiB of SRAM (8 MiB keeps the memory images small and fast)."""
-    chip = fp32_chip()
-    return dataclasses.replace(chip, memory=dataclasses.replace(chip.memory, sram_bytes=kib << 10))
+    return chip_with_sram(kib << 10)
 
 
 def run_case(case: Case, in_sram: bool, chip=None):
@@ -80,9 +77,7 @@ def run_case(case: Case, in_sram: bool, chip=None):
     chip = chip or sram_chip(8 << 10)
     program = lower_graph(graph, chip, fp32_options(1, {}))
     assert program.meta["isa_gaps"] == {} and program.meta["not_value_exact"] == []
-    hbm = np.frombuffer(hbm_image(program, graph, case.inputs), dtype=np.uint8).copy()
-    sram = np.frombuffer(sram_image(program, graph, case.inputs), dtype=np.uint8).copy()
-    got = read_outputs(program, run_functional(program, chip, hbm, sram).hbm)
+    _, got = run_program(program, graph, case.inputs, chip)
     expected = run_graph(graph, case.inputs)
     assert set(got) == set(expected)
     return program, got, expected

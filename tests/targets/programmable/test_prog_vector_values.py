@@ -16,15 +16,13 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from test_prog_float_functional import fp32_chip, fp32_options
+from value_runs import chip_with_sram, fp32_chip, fp32_options, run_program
 
 from compiler.frontend import import_onnx
 from compiler.interp.run import run_graph
-from compiler.targets.programmable.image import hbm_image, read_outputs, sram_image
 from compiler.targets.programmable.isa import Precision, Vector, Vector2D, VectorOp
 from compiler.targets.programmable.lower import lower_graph
 from simulator.hardware import load_hardware
-from simulator.programmable import run_functional
 from simulator.programmable.costs.vector import vector_cycles
 from simulator.programmable.plan import Plan
 
@@ -73,8 +71,8 @@ def _model(case: Case, in_sram: bool) -> onnx.ModelProto:
 
 
 def sram_chip(kib: int):
-    chip = fp32_chip()
-    return dataclasses.replace(chip, memory=dataclasses.replace(chip.memory, sram_bytes=kib << 10))
+    """The fp32 chip with `kib` KiB of SRAM (8 MiB keeps the memory images small and fast)."""
+    return chip_with_sram(kib << 10)
 
 
 def run_case(case: Case, in_sram: bool, chip=None):
@@ -82,9 +80,7 @@ def run_case(case: Case, in_sram: bool, chip=None):
     chip = chip or sram_chip(8 << 10)
     program = lower_graph(graph, chip, fp32_options(1, {}))
     assert program.meta["isa_gaps"] == {} and program.meta["not_value_exact"] == []
-    hbm = np.frombuffer(hbm_image(program, graph, case.inputs), dtype=np.uint8).copy()
-    sram = np.frombuffer(sram_image(program, graph, case.inputs), dtype=np.uint8).copy()
-    got = read_outputs(program, run_functional(program, chip, hbm, sram).hbm)
+    _, got = run_program(program, graph, case.inputs, chip)
     expected = run_graph(graph, case.inputs)
     assert set(got) == set(expected)
     for name, value in expected.items():
